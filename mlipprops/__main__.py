@@ -1,0 +1,3 @@
+from mlipprops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""Command line: parse -> Structure, Potential, Engine -> property -> files. Thin on purpose."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import asdict
+
+from mlipprops import examples, parallel, tensors
+from mlipprops.errors import InputError, LammpsError
+
+COMMANDS = ("relax", "elastic")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("structure")
+    g.add_argument("--structure", help="CIF, POSCAR, extxyz or LAMMPS data file")
+    g.add_argument("--example", choices=sorted(examples.EXAMPLES),
+                   help="a bundled structure + potential instead of --structure/--pair-style")
+    g.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"), help="repeat the cell")
+    g.add_argument("--min-distance", type=float, default=0.5, help="refuse atoms closer than this (A; default 0.5)")
+    g = p.add_argument_group("potential")
+    g.add_argument("--pair-style", help="any LAMMPS pair style, e.g. 'sw' or 'eam/alloy'")
+    g.add_argument("--pair-coeff", action="append", default=[],
+                   help="a pair_coeff line without the keyword, e.g. '* * Si.sw Si' (repeatable)")
+    g.add_argument("--units", default="metal", help="LAMMPS units: metal (default), real or lj")
+    g.add_argument("--types", help="elements of LAMMPS types 1, 2, ... comma separated (default: from pair_coeff)")
+    g = p.add_argument_group("relaxation")
+    g.add_argument("--pressure", type=float, default=0.0, help="target pressure, GPa (lj: reduced); default 0")
+    g.add_argument("--relax-mode", choices=("iso", "aniso", "tri"),
+                   help="cell degrees of freedom (default: tri for a triclinic cell, aniso otherwise)")
+    g.add_argument("--stress-tol", type=float, default=1e-3, help="residual stress tolerance, GPa (default 1e-3)")
+    g.add_argument("--force-tol", type=float, default=1e-4,
+                   help="largest force tolerance, LAMMPS force units (default 1e-4 eV/A)")
+    g.add_argument("--max-rounds", type=int, default=30, help="box/relax rounds at most (default 30)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", help="output folder (default: ./<command>_out)")
+    g.add_argument("--np", type=int, help="relaunch under the environment's mpiexec with this many ranks")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlipprops", description="Materials properties from interatomic "
+                                     "potentials through LAMMPS: relaxation, elastic constants.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    relax_p = sub.add_parser("relax", help="relax cell and ions at a target pressure")
+    _common(relax_p)
+    el = sub.add_parser("elastic", help="elastic constants C_ij by finite +-deformation (0 K)")
+    _common(el)
+    el.add_argument("--strains", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.005, 0.01),
+                    help="strain amplitudes, comma separated; the smallest gives C, the next the truncation "
+                         "error (default 0.005,0.01)")
+    el.add_argument("--no-relax", action="store_true", help="use the cell as given (no box relaxation first)")
+    el.add_argument("--clamped-ion", action="store_true", help="do not relax ions in strained cells")
+    el.add_argument("--groups", type=int, help="MPI task groups (default: chosen from atoms and ranks)")
+    el.add_argument("--no-resume", action="store_true", help="ignore checkpoints of an earlier run")
+    return parser
+
+
+def build_system(args):
+    from mlipprops.potential import Potential
+    from mlipprops.structure import check_structure, make_supercell, read_structure
+    from mlipprops.system import System
+
+    types = [t.strip() for t in args.types.split(",")] if args.types else None
+    if args.example:
+        ex = examples.EXAMPLES[args.example]
+        structure = args.structure or ex.structure_path()
+        pair_style, pair_coeffs, units = ex.pair_style, ex.pair_coeffs, ex.units
+    else:
+        if not args.structure:
+            raise InputError("give --structure FILE (or --example NAME)")
+        if not args.pair_style:
+            raise InputError("give the potential: --pair-style STYLE --pair-coeff '...'")
+        structure, pair_style, pair_coeffs, units = args.structure, args.pair_style, args.pair_coeff, args.units
+    potential = Potential.from_options(pair_style, pair_coeffs, units, types)
+    atoms = make_supercell(read_structure(structure, types or list(potential.type_symbols) or None), args.supercell)
+    notes = check_structure(atoms, structure, args.min_distance)
+    potential = potential.with_types_for(atoms.get_chemical_symbols(), structure)
+    return System(atoms, potential, structure), notes
+
+
+def _relax_settings(args, system):
+    from mlipprops.properties.relax import RelaxSettings
+    from mlipprops.structure import is_orthogonal
+
+    mode = args.relax_mode or ("aniso" if is_orthogonal(system.atoms.cell[:]) else "tri")
+    return RelaxSettings(args.pressure, mode, args.stress_tol, args.force_tol, args.max_rounds)
+
+
+def run_relax(args, system, out: str, started: float) -> None:
+    from mlipprops import outputs, results
+    from mlipprops.properties.relax import relax
+
+    comm = parallel.world()
+    settings = _relax_settings(args, system)
+    engine = system.open_engine(comm, os.path.join(out, "log.lammps"))
+    outcome = relax(engine, settings)
+    state = engine.save_state()
+    version = engine.version()
+    engine.close()
+    if comm.Get_rank() != 0:
+        return
+    atoms = system.atoms_from_state(state)
+    frame = system.frame
+    record = outputs.relax_record(
+        atoms, system.potential.units, outcome.energy,
+        tensors.stress_to_voigt(frame.stress_to_input(outcome.stress)),
+        tensors.stress_to_voigt(frame.stress_to_input(outcome.residual_stress)),
+        outcome.max_force, outcome.rounds, outcome.converged, asdict(settings))
+    record["structure_files"] = outputs.write_structures(out, "relaxed", atoms, system.potential.type_symbols)
+    record["source"] = system.source
+    record["provenance"] = results.provenance(system.potential.describe(), comm.Get_size(), 1, started, version)
+    results.write_json(os.path.join(out, "relax.json"), record)
+    _report_relax(record, out)
+
+
+def run_elastic(args, system, out: str, started: float) -> None:
+    from mlipprops import outputs, results
+    from mlipprops.properties.elastic import ElasticSettings, elastic_constants, strain_tasks
+
+    settings = ElasticSettings(tuple(sorted(set(args.strains))), not args.clamped_ion, args.force_tol)
+    if min(settings.amplitudes) <= 0:
+        raise InputError(f"--strains {args.strains}: amplitudes must be positive")
+    relax_settings = None if args.no_relax else _relax_settings(args, system)
+    world = parallel.world()
+    ntasks = len(strain_tasks(settings.amplitudes))
+    try:
+        count = parallel.choose_group_count(world.Get_size(), ntasks, system.natoms, args.groups)
+    except ValueError as exc:
+        raise InputError(str(exc))
+    groups = parallel.split(count)
+    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
+    key = results.fingerprint(system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
+                              system.potential.describe(), asdict(settings),
+                              asdict(relax_settings) if relax_settings else None)
+    checkpoints = None if args.no_resume else results.Checkpoints(out, "elastic", key)
+    progress = _progress(len(groups.my_tasks(list(range(ntasks)))), "strained cells", args.quiet)
+    result = elastic_constants(system, settings, relax_settings, groups, log, checkpoints, progress)
+    if progress is not None:
+        progress.close()
+    if result is None:
+        return
+    atoms = system.atoms_from_state(result["state"])
+    est = result["estimate"]
+    units = system.potential.units
+    record = {
+        "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
+        "C": est.C, "C_err": est.C_err, **outputs.stiffness_summary(est.C),
+        "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
+        "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
+        "strain_amplitudes": list(settings.amplitudes), "relaxed_ions": settings.relaxed_ions,
+        "max_force_strained": result["max_force_strained"],
+        "reference_stress_GPa": result["reference_stress"], "energy": result["energy"],
+        "relaxed": {**outputs.cell_record(atoms, units), "relaxation": result["relax"]},
+        "frame": "input structure (Cartesian axes of the input file)",
+        "source": system.source,
+    }
+    record["structure_files"] = outputs.write_structures(out, "relaxed", atoms, system.potential.type_symbols)
+    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
+                                              result["lammps_version"])
+    outputs.elastic_files(out, record)
+    _report_elastic(record, out)
+
+
+def _progress(total: int, what: str, quiet: bool):
+    if quiet or not parallel.is_root():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=what, unit="cell", file=sys.stderr, leave=False)
+
+
+def _report_relax(record: dict, out: str) -> None:
+    a, b, c, al, be, ga = record["lattice"]
+    dens = record["density_g_cm3"]
+    print(f"relaxed in {record['rounds']} round(s){'' if record['converged'] else ' (NOT converged)'}: "
+          f"a b c = {a:.5f} {b:.5f} {c:.5f}  angles = {al:.3f} {be:.3f} {ga:.3f}"
+          + (f"  density = {dens:.4f} g/cm3" if dens else ""))
+    print(f"energy = {record['energy']:.6f} {record['energy_unit']}, max |residual stress| = "
+          f"{max(abs(x) for x in record['residual_stress_GPa']):.2e} {record['units']}, "
+          f"max force = {record['max_force']:.2e}")
+    print(f"written: {os.path.join(out, 'relax.json')}")
+
+
+def _report_elastic(record: dict, out: str) -> None:
+    unit = record["units"]
+    print(f"C_ij ({unit}), input frame, +- estimated error:")
+    for row, err in zip(record["C"], record["C_err"]):
+        print("  " + "  ".join(f"{v:9.3f}±{e:<7.2g}" for v, e in zip(row, err)))
+    m = record["moduli"]
+    if m:
+        print(f"bulk (V/R/H) = {m['bulk_voigt']:.2f}/{m['bulk_reuss']:.2f}/{m['bulk_hill']:.2f}  "
+              f"shear (V/R/H) = {m['shear_voigt']:.2f}/{m['shear_reuss']:.2f}/{m['shear_hill']:.2f}  "
+              f"E_Hill = {m['young_hill']:.2f} {unit}  nu_Hill = {m['poisson_hill']:.3f}")
+    eig = record["born_eigenvalues"]
+    print(f"Born stability: {'stable' if record['born_stable'] else 'UNSTABLE'} "
+          f"(smallest eigenvalue {min(eig):.3f} {unit})")
+    print(f"written: {os.path.join(out, 'elastic.json')}, C.csv, C.png")
+
+
+def _strip_np(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--np":
+            skip = True
+        elif not a.startswith("--np="):
+            out.append(a)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.np and args.np > 1 and "PMI_RANK" not in os.environ and "OMPI_COMM_WORLD_RANK" not in os.environ:
+        return parallel.relaunch_under_mpiexec(args.np, _strip_np(argv))
+    started = time.time()
+    world = parallel.world()
+    root = world.Get_rank() == 0
+    try:
+        system, notes = build_system(args)
+        out = os.path.abspath(args.out or f"{args.command}_out")
+        if root:
+            os.makedirs(out, exist_ok=True)
+            for note in notes:
+                print(f"mlipprops: warning: {note}", file=sys.stderr)
+        world.Barrier()
+        {"relax": run_relax, "elastic": run_elastic}[args.command](args, system, out, started)
+    except (InputError, LammpsError) as exc:
+        if args.debug:
+            raise
+        if root:
+            where = f" (LAMMPS log: {exc.log_path})" if isinstance(exc, LammpsError) and exc.log_path else ""
+            print(f"mlipprops: error: {exc}{where}", file=sys.stderr)
+        if isinstance(exc, LammpsError) and world.Get_size() > 1:
+            world.Abort(1)  # other groups may be waiting in a collective call
+        return 1
+    return 0

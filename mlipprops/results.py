@@ -1,0 +1,90 @@
+"""Result files: versioned JSON written atomically, provenance, and per-task checkpoints for resuming."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import mlipprops
+
+SCHEMA_VERSION = 1
+
+
+def _plain(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, record: dict) -> None:
+    write_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_plain) + "\n")
+
+
+def read_json(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def provenance(potential: dict, ranks: int, groups: int, started: float, lammps_version: int) -> dict:
+    return {
+        "mlipprops_version": mlipprops.__version__,
+        "lammps_version": lammps_version,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "command_line": " ".join(["mlipprops", *sys.argv[1:]]),
+        "potential": potential,
+        "mpi_ranks": ranks,
+        "task_groups": groups,
+        "wall_time_s": time.time() - started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of everything that determines a result; checkpoints are valid only for the same one."""
+    text = json.dumps(parts, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Checkpoints:
+    """One small JSON file per finished task under DIR/checkpoints/<kind>/, valid for one fingerprint."""
+
+    def __init__(self, out_dir: str, kind: str, key: str):
+        self.folder = os.path.join(out_dir, "checkpoints", kind)
+        self.key = key
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.folder, f"{name}.json")
+
+    def load(self, name: str) -> dict | None:
+        try:
+            record = read_json(self._path(name))
+        except (OSError, ValueError):
+            return None
+        return record if record.get("fingerprint") == self.key else None
+
+    def save(self, name: str, record: dict) -> None:
+        write_json(self._path(name), {"fingerprint": self.key, **record})

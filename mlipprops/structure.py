@@ -1,0 +1,159 @@
+"""Crystal structures in: CIF, POSCAR, extxyz, LAMMPS data -> ASE Atoms, with the checks a user needs, and the
+rotation between the input file's frame and LAMMPS' upper-triangular frame."""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers
+from ase.neighborlist import neighbor_list
+
+from mlipprops.errors import InputError
+
+CIF_SUFFIXES = (".cif", ".mmcif")
+XYZ_SUFFIXES = (".xyz", ".extxyz")
+DATA_SUFFIXES = (".data", ".lmp", ".lammps")
+
+
+def read_structure(path: str, type_symbols: list[str] | None = None) -> Atoms:
+    """Read a periodic structure. `type_symbols` maps LAMMPS data types 1..n to elements."""
+    if not os.path.isfile(path):
+        raise InputError(f"structure file {path} not found: check the path given to --structure")
+    name = os.path.basename(path).lower()
+    try:
+        if name.endswith(CIF_SUFFIXES):
+            atoms = _read_cif(path)
+        elif name.endswith(DATA_SUFFIXES) or name.startswith("data."):
+            atoms = _read_lammps_data(path, type_symbols)
+        else:
+            from ase.io import read
+            fmt = "extxyz" if name.endswith(XYZ_SUFFIXES) else None
+            if name.startswith(("poscar", "contcar")) or name.endswith(".vasp"):
+                fmt = "vasp"
+            atoms = read(path, format=fmt)
+    except InputError:
+        raise
+    except Exception as exc:  # readers raise anything from ValueError to StopIteration on a bad file
+        raise InputError(f"cannot read structure {path}: {exc}. Give a CIF, POSCAR, extxyz or LAMMPS data file")
+    if not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-6:
+        raise InputError(f"structure {path} has no full 3D periodic cell: mlipprops needs a crystal")
+    atoms.pbc = True
+    atoms.info["source"] = os.path.abspath(path)
+    return atoms
+
+
+def _read_cif(path: str) -> Atoms:
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.cif import CifParser
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parser = CifParser(path, occupancy_tolerance=1.05)
+        try:
+            structures = parser.parse_structures(primitive=False)
+        except ValueError as exc:
+            notes = "; ".join(str(w.message) for w in caught)
+            raise InputError(f"cannot read CIF {path}: {exc} {notes}".strip())
+    structure = structures[0]
+    if not structure.is_ordered:
+        sites = [f"{s.species_string}@{np.round(s.frac_coords, 4).tolist()}" for s in structure if not s.is_ordered]
+        raise InputError(
+            f"CIF {path} has partial occupancy / disorder ({len(sites)} sites, e.g. {sites[0]}): "
+            "choose one ordered configuration (remove the minor disorder component) and retry")
+    return AseAtomsAdaptor.get_atoms(structure)
+
+
+def _read_lammps_data(path: str, type_symbols: list[str] | None) -> Atoms:
+    from ase.io.lammpsdata import read_lammps_data
+
+    z_of_type = None
+    if type_symbols:
+        z_of_type = {i + 1: atomic_numbers[s] for i, s in enumerate(type_symbols)}
+    atoms = read_lammps_data(path, Z_of_type=z_of_type, atom_style="atomic", units="metal")
+    if z_of_type is None and "masses" not in atoms.arrays:
+        raise InputError(f"LAMMPS data file {path} has no Masses section: give the elements with --types")
+    return atoms
+
+
+def make_supercell(atoms: Atoms, repeat: tuple[int, int, int] | None) -> Atoms:
+    if not repeat:
+        return atoms
+    if any(int(n) < 1 for n in repeat):
+        raise InputError(f"--supercell {' '.join(map(str, repeat))}: each repeat must be a positive integer")
+    big = atoms.repeat(tuple(int(n) for n in repeat))
+    big.info.update(atoms.info)
+    return big
+
+
+def check_structure(atoms: Atoms, source: str, min_distance: float = 0.5) -> list[str]:
+    """Raise on atoms that overlap; return warnings worth showing."""
+    i, j, d = neighbor_list("ijd", atoms, min_distance)
+    if len(d):
+        k = int(np.argmin(d))
+        sym = atoms.get_chemical_symbols()
+        raise InputError(
+            f"structure {source}: atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.3f} A apart, "
+            f"closer than {min_distance} A: duplicated sites or a wrong cell? (--min-distance changes the limit)")
+    notes = []
+    symbols = set(atoms.get_chemical_symbols())
+    if "C" in symbols and "H" not in symbols and len(symbols) > 1:
+        notes.append(f"structure {source} has carbon but no hydrogen: X-ray CIFs often omit H atoms; add them")
+    return notes
+
+
+def masses_of(symbols: list[str]) -> list[float]:
+    return [float(atomic_masses[atomic_numbers[s]]) for s in symbols]
+
+
+@dataclass(frozen=True)
+class LammpsFrame:
+    """An orthogonal map Q from the input frame to LAMMPS' frame, x_lammps = Q x_input.
+
+    LAMMPS wants the cell rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz) with lx, ly, lz > 0. Q is a
+    rotation, or a rotation times an inversion for a left-handed input cell; rank-2 and rank-4 tensors transform
+    the same way under both.
+    """
+
+    Q: np.ndarray
+
+    @classmethod
+    def for_cell(cls, cell: np.ndarray) -> "LammpsFrame":
+        H = np.asarray(cell, float)
+        return cls(np.linalg.solve(H, lammps_cell(H)).T)
+
+    def cell_to_lammps(self, cell: np.ndarray) -> np.ndarray:
+        return np.asarray(cell) @ self.Q.T
+
+    def positions_to_lammps(self, positions: np.ndarray) -> np.ndarray:
+        return np.asarray(positions) @ self.Q.T
+
+    def vectors_to_input(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(v) @ self.Q
+
+    def stress_to_input(self, sigma: np.ndarray) -> np.ndarray:
+        return self.Q.T @ sigma @ self.Q
+
+
+def lammps_cell(cell: np.ndarray) -> np.ndarray:
+    """The upper-triangular (LAMMPS) cell with the same lengths and angles as `cell` (rows are vectors)."""
+    a, b, c = np.asarray(cell, float)
+    lx = np.linalg.norm(a)
+    xy = b @ a / lx
+    ly = np.sqrt(b @ b - xy**2)
+    xz = c @ a / lx
+    yz = (b @ c - xy * xz) / ly
+    lz = np.sqrt(c @ c - xz**2 - yz**2)
+    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+
+
+def is_orthogonal(cell: np.ndarray, tol: float = 1e-6) -> bool:
+    a, b, c = np.asarray(cell, float) / np.linalg.norm(cell, axis=1)[:, None]
+    return max(abs(a @ b), abs(a @ c), abs(b @ c)) < tol
+
+
+def lattice_parameters(cell: np.ndarray) -> list[float]:
+    from ase.geometry import cell_to_cellpar
+    return [float(x) for x in cell_to_cellpar(np.asarray(cell))]

@@ -1,0 +1,99 @@
+"""Elastic tensor algebra: Voigt notation, rotations, averages, stability.
+
+Pure numpy. Voigt order is xx, yy, zz, yz, xz, xy throughout mlipprops; strains in Voigt form use engineering
+shear (gamma_yz = 2 eps_yz), so that stress = C @ strain and the elastic energy is 1/2 strain . C . strain.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+_VOIGT_INDEX = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])
+
+
+def stress_to_voigt(sigma: np.ndarray) -> np.ndarray:
+    """3x3 symmetric stress -> 6-vector (xx yy zz yz xz xy)."""
+    return np.array([sigma[i, j] for i, j in VOIGT_PAIRS])
+
+
+def voigt_to_stress(s: np.ndarray) -> np.ndarray:
+    """6-vector -> 3x3 symmetric stress."""
+    return np.asarray(s, float)[_VOIGT_INDEX]
+
+
+def voigt_strain_tensor(component: int, amount: float) -> np.ndarray:
+    """Symmetric 3x3 strain for one Voigt component; shear components are engineering strains."""
+    eps = np.zeros((3, 3))
+    i, j = VOIGT_PAIRS[component]
+    if i == j:
+        eps[i, i] = amount
+    else:
+        eps[i, j] = eps[j, i] = amount / 2.0
+    return eps
+
+
+def voigt_to_tensor(C: np.ndarray) -> np.ndarray:
+    """6x6 stiffness -> 3x3x3x3 tensor C_ijkl."""
+    return np.asarray(C, float)[np.ix_(_VOIGT_INDEX.ravel(), _VOIGT_INDEX.ravel())].reshape(3, 3, 3, 3)
+
+
+def tensor_to_voigt(T: np.ndarray) -> np.ndarray:
+    """3x3x3x3 stiffness -> 6x6 (no factors: stiffness convention)."""
+    return np.array([[T[i, j, k, l] for k, l in VOIGT_PAIRS] for i, j in VOIGT_PAIRS])
+
+
+def rotate_stiffness(C: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Stiffness in the frame x' = R x. R may be improper: a rank-4 tensor does not notice."""
+    T = voigt_to_tensor(C)
+    return tensor_to_voigt(np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, T, optimize=True))
+
+
+def rotate_stress(sigma: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """3x3 stress in the frame x' = R x."""
+    return R @ sigma @ R.T
+
+
+def compliance(C: np.ndarray) -> np.ndarray:
+    """S = C^-1 (Voigt, engineering shear strains, so no factors of 2 or 4 are needed)."""
+    return np.linalg.inv(C)
+
+
+def symmetrize(C: np.ndarray) -> np.ndarray:
+    return 0.5 * (C + C.T)
+
+
+def moduli(C: np.ndarray) -> dict[str, float]:
+    """Voigt, Reuss and Hill bulk and shear moduli, Hill Young's modulus and Poisson ratio."""
+    S = compliance(C)
+    d, od, sh = slice(0, 3), [(0, 1), (0, 2), (1, 2)], slice(3, 6)
+    c_diag, c_off, c_shear = np.trace(C[d, d]), sum(C[i, j] for i, j in od), np.trace(C[sh, sh])
+    s_diag, s_off, s_shear = np.trace(S[d, d]), sum(S[i, j] for i, j in od), np.trace(S[sh, sh])
+    kv = (c_diag + 2.0 * c_off) / 9.0
+    gv = (c_diag - c_off + 3.0 * c_shear) / 15.0
+    kr = 1.0 / (s_diag + 2.0 * s_off)
+    gr = 15.0 / (4.0 * s_diag - 4.0 * s_off + 3.0 * s_shear)
+    kh, gh = 0.5 * (kv + kr), 0.5 * (gv + gr)
+    return {
+        "bulk_voigt": kv, "bulk_reuss": kr, "bulk_hill": kh,
+        "shear_voigt": gv, "shear_reuss": gr, "shear_hill": gh,
+        "young_hill": 9.0 * kh * gh / (3.0 * kh + gh),
+        "poisson_hill": (3.0 * kh - 2.0 * gh) / (2.0 * (3.0 * kh + gh)),
+    }
+
+
+def born_eigenvalues(C: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric Voigt matrix. All positive <=> the strain energy is positive definite
+    (the generic Born criterion at zero stress; under pressure use the stress-strain coefficients)."""
+    return np.linalg.eigvalsh(symmetrize(C))
+
+
+def directional_young(S: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Young's modulus along unit vectors n (rows): 1 / (n_i n_j n_k n_l S_ijkl).
+
+    The compliance tensor S_ijkl carries the Voigt factors: S_ijkl = S_mn / (2 if shear) / (2 if shear).
+    """
+    n = np.atleast_2d(directions)
+    n = n / np.linalg.norm(n, axis=1, keepdims=True)
+    factors = np.where(np.arange(6) < 3, 1.0, 0.5)
+    St = voigt_to_tensor(S * np.outer(factors, factors))
+    return 1.0 / np.einsum("ni,nj,nk,nl,ijkl->n", n, n, n, n, St, optimize=True)
