@@ -1,0 +1,119 @@
+"""Pure tensor algebra against known closed forms."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from mlipprops import stiffness, tensors
+
+
+def cubic(c11, c12, c44):
+    C = np.full((3, 3), c12) + np.eye(3) * (c11 - c12)
+    return np.block([[C, np.zeros((3, 3))], [np.zeros((3, 3)), np.eye(3) * c44]])
+
+
+def isotropic(K, G):
+    return cubic(K + 4 * G / 3, K - 2 * G / 3, G)
+
+
+def test_voigt_round_trip_and_minor_symmetry():
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(6, 6))
+    C = A + A.T
+    T = tensors.voigt_to_tensor(C)
+    assert np.allclose(T, T.transpose(1, 0, 2, 3)) and np.allclose(T, T.transpose(2, 3, 0, 1))
+    assert np.allclose(tensors.tensor_to_voigt(T), C)
+
+
+def test_stress_equals_C_times_engineering_strain():
+    C = cubic(150, 75, 55)
+    for j in range(6):
+        eps = tensors.voigt_strain_tensor(j, 1e-3)
+        sigma = np.einsum("ijkl,kl->ij", tensors.voigt_to_tensor(C), eps)
+        assert np.allclose(tensors.stress_to_voigt(sigma), C[:, j] * 1e-3)
+
+
+def test_isotropic_tensor_is_rotation_invariant_and_moduli_exact():
+    C = isotropic(100.0, 40.0)
+    R = Rotation.random(random_state=3).as_matrix()
+    assert np.allclose(tensors.rotate_stiffness(C, R), C)
+    m = tensors.moduli(C)
+    for key in ("bulk_voigt", "bulk_reuss", "bulk_hill"):
+        assert m[key] == pytest.approx(100.0)
+    for key in ("shear_voigt", "shear_reuss", "shear_hill"):
+        assert m[key] == pytest.approx(40.0)
+    assert m["young_hill"] == pytest.approx(9 * 100 * 40 / (300 + 40))
+    assert m["poisson_hill"] == pytest.approx((300 - 80) / (2 * 340))
+    E = tensors.directional_young(tensors.compliance(C), Rotation.random(5, random_state=4).as_matrix()[:, 0])
+    assert np.allclose(E, m["young_hill"])
+
+
+def test_cubic_rotation_45_degrees_about_z():
+    """Known result: rotating a cubic crystal by 45 deg about z gives C11' = (C11+C12)/2 + C44, C66' = (C11-C12)/2."""
+    c11, c12, c44 = 151.4, 76.4, 56.4
+    R = Rotation.from_euler("z", 45, degrees=True).as_matrix()
+    Cr = tensors.rotate_stiffness(cubic(c11, c12, c44), R)
+    assert Cr[0, 0] == pytest.approx((c11 + c12) / 2 + c44)
+    assert Cr[0, 1] == pytest.approx((c11 + c12) / 2 - c44)
+    assert Cr[5, 5] == pytest.approx((c11 - c12) / 2)
+    assert Cr[2, 2] == pytest.approx(c11) and Cr[3, 3] == pytest.approx(c44)
+    back = tensors.rotate_stiffness(Cr, R.T)
+    assert np.allclose(back, cubic(c11, c12, c44))
+    # an improper rotation (inversion) changes nothing for a rank-4 tensor
+    assert np.allclose(tensors.rotate_stiffness(Cr, -np.eye(3)), Cr)
+
+
+def test_cubic_reuss_and_young_closed_forms():
+    c11, c12, c44 = 169.9, 122.6, 76.2
+    C = cubic(c11, c12, c44)
+    m = tensors.moduli(C)
+    assert m["bulk_reuss"] == pytest.approx((c11 + 2 * c12) / 3)
+    assert m["shear_voigt"] == pytest.approx((c11 - c12 + 3 * c44) / 5)
+    assert m["shear_reuss"] == pytest.approx(5 * (c11 - c12) * c44 / (4 * c44 + 3 * (c11 - c12)))
+    S = tensors.compliance(C)
+    E100 = (c11 - c12) * (c11 + 2 * c12) / (c11 + c12)
+    assert tensors.directional_young(S, np.array([1.0, 0, 0]))[0] == pytest.approx(E100)
+    E111 = 1.0 / (S[0, 0] - 2 * (S[0, 0] - S[0, 1] - S[3, 3] / 2) / 3)
+    assert tensors.directional_young(S, np.array([1.0, 1, 1]))[0] == pytest.approx(E111)
+
+
+def test_born_stability():
+    assert tensors.born_eigenvalues(cubic(150, 75, 55)).min() > 0
+    assert tensors.born_eigenvalues(cubic(100, 110, 55)).min() < 0  # C11 < C12: tetragonal shear unstable
+    assert tensors.born_eigenvalues(cubic(100, -60, 55)).min() < 0  # C11 + 2 C12 < 0: bulk unstable
+
+
+def _synthetic_stresses(C, amplitudes, c3=0.0, c4=0.0):
+    """sigma_i(e_j = d) = C_ij d + c3 d^2 + c4 d^3: a nonlinear stress-strain law with known C."""
+    out = {}
+    for d in amplitudes:
+        plus = np.array([C[:, j] * d + c3 * d**2 + c4 * d**3 for j in range(6)])
+        minus = np.array([-C[:, j] * d + c3 * d**2 - c4 * d**3 for j in range(6)])
+        out[d] = (plus, minus)
+    return out
+
+
+def test_stiffness_estimate_exact_for_linear_and_cancels_even_terms():
+    C = cubic(150, 75, 55)
+    est = stiffness.estimate(_synthetic_stresses(C, [0.005], c3=-500.0), np.zeros(6))
+    assert np.allclose(est.C, C)  # central differences cancel the quadratic term
+    # the asymmetry part sees the quadratic term: |c3| d
+    assert np.allclose(est.parts["asymmetry"], 500.0 * 0.005)
+
+
+def test_stiffness_amplitude_error_bounds_the_cubic_truncation():
+    C = cubic(150, 75, 55)
+    c4 = 2.0e4
+    est = stiffness.estimate(_synthetic_stresses(C, [0.005, 0.01], c4=c4), np.zeros(6))
+    true_error = c4 * 0.005**2
+    assert np.allclose(est.C - C, true_error)
+    assert np.all(est.C_err >= true_error * 0.999)
+    assert np.all(est.C_err <= true_error * 3.001)
+
+
+def test_stiffness_symmetry_part():
+    C = cubic(150, 75, 55)
+    Cbad = C.copy()
+    Cbad[0, 1] += 2.0
+    est = stiffness.estimate(_synthetic_stresses(Cbad, [0.01]), np.zeros(6))
+    assert est.parts["symmetry"][0, 1] == pytest.approx(1.0)
+    assert est.C[0, 1] == pytest.approx(C[0, 1] + 1.0)
