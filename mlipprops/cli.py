@@ -24,7 +24,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pair-style", help="any LAMMPS pair style, e.g. 'sw' or 'eam/alloy'")
     g.add_argument("--pair-coeff", action="append", default=[],
                    help="a pair_coeff line without the keyword, e.g. '* * Si.sw Si' (repeatable)")
-    g.add_argument("--units", default="metal", help="LAMMPS units: metal (default), real or lj")
+    g.add_argument("--units", help="LAMMPS units: metal (default), real or lj")
     g.add_argument("--types", help="elements of LAMMPS types 1, 2, ... comma separated (default: from pair_coeff)")
     g = p.add_argument_group("relaxation")
     g.add_argument("--pressure", type=float, default=0.0, help="target pressure, GPa (lj: reduced); default 0")
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--no-relax", action="store_true", help="use the cell as given (no box relaxation first)")
     el.add_argument("--clamped-ion", action="store_true", help="do not relax ions in strained cells")
     el.add_argument("--groups", type=int, help="MPI task groups (default: chosen from atoms and ranks)")
-    el.add_argument("--no-resume", action="store_true", help="ignore checkpoints of an earlier run")
+    el.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring checkpoints of an earlier run")
     return parser
 
 
@@ -68,13 +68,14 @@ def build_system(args):
     if args.example:
         ex = examples.EXAMPLES[args.example]
         structure = args.structure or ex.structure_path()
-        pair_style, pair_coeffs, units = ex.pair_style, ex.pair_coeffs, ex.units
+        pair_style, pair_coeffs, units = ex.pair_style, ex.pair_coeffs, args.units or ex.units
     else:
         if not args.structure:
             raise InputError("give --structure FILE (or --example NAME)")
         if not args.pair_style:
             raise InputError("give the potential: --pair-style STYLE --pair-coeff '...'")
-        structure, pair_style, pair_coeffs, units = args.structure, args.pair_style, args.pair_coeff, args.units
+        structure, pair_style, pair_coeffs = args.structure, args.pair_style, args.pair_coeff
+        units = args.units or "metal"
     potential = Potential.from_options(pair_style, pair_coeffs, units, types)
     atoms = make_supercell(read_structure(structure, types or list(potential.type_symbols) or None), args.supercell)
     notes = check_structure(atoms, structure, args.min_distance)
@@ -136,7 +137,7 @@ def run_elastic(args, system, out: str, started: float) -> None:
     key = results.fingerprint(system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
                               system.potential.describe(), asdict(settings),
                               asdict(relax_settings) if relax_settings else None)
-    checkpoints = None if args.no_resume else results.Checkpoints(out, "elastic", key)
+    checkpoints = results.Checkpoints(out, "elastic", key, resume=not args.no_resume)
     progress = _progress(len(groups.my_tasks(list(range(ntasks)))), "strained cells", args.quiet)
     result = elastic_constants(system, settings, relax_settings, groups, log, checkpoints, progress)
     if progress is not None:

@@ -7,6 +7,7 @@ the rotation to the user's frame lives in structure.LammpsFrame.
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from dataclasses import dataclass
 from importlib import resources
@@ -72,7 +73,7 @@ class Engine:
         try:
             self.lmp.commands_string(text)
         except Exception as exc:
-            message = str(exc).split("\n")[0].strip()
+            message = re.sub(r"^ERROR( on proc \d+)?: | \(src/[^)]*\)$", "", str(exc).split("\n")[0].strip().strip("'\""))
             raise LammpsError(f"LAMMPS: {message}", self._log_tail(), self.log_path) from None
 
     def _log_tail(self, lines: int = 15) -> str:

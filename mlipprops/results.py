@@ -70,16 +70,20 @@ def fingerprint(*parts) -> str:
 
 
 class Checkpoints:
-    """One small JSON file per finished task under DIR/checkpoints/<kind>/, valid for one fingerprint."""
+    """One small JSON file per finished task under DIR/checkpoints/<kind>/, valid for one fingerprint.
+    With resume=False earlier files are ignored (and overwritten as tasks finish)."""
 
-    def __init__(self, out_dir: str, kind: str, key: str):
+    def __init__(self, out_dir: str, kind: str, key: str, resume: bool = True):
         self.folder = os.path.join(out_dir, "checkpoints", kind)
         self.key = key
+        self.resume = resume
 
     def _path(self, name: str) -> str:
         return os.path.join(self.folder, f"{name}.json")
 
     def load(self, name: str) -> dict | None:
+        if not self.resume:
+            return None
         try:
             record = read_json(self._path(name))
         except (OSError, ValueError):

@@ -63,7 +63,7 @@ def strained_stress(engine: Engine, frame: LammpsFrame, reference: State, task: 
 
 
 def elastic_constants(system: System, settings: ElasticSettings, relax_settings: RelaxSettings | None,
-                      groups: Groups, log_path: str, checkpoints: Checkpoints | None = None,
+                      groups: Groups, log_path: str, checkpoints: Checkpoints,
                       progress=None) -> dict | None:
     """Run on every rank; returns the result record on world rank 0, None elsewhere."""
     engine = system.open_engine(groups.comm, log_path)
@@ -81,12 +81,12 @@ def elastic_constants(system: System, settings: ElasticSettings, relax_settings:
 
     done = []
     for task in groups.my_tasks(strain_tasks(settings.amplitudes)):
-        saved = checkpoints.load(task.name) if (checkpoints and groups.leader) else None
+        saved = checkpoints.load(task.name) if groups.leader else None
         saved = groups.comm.bcast(saved, root=0)
         if saved is None:
             stress, fmax = strained_stress(engine, system.frame, reference, task, settings)
             saved = {"stress": stress, "max_force": fmax}
-            if checkpoints and groups.leader:
+            if groups.leader:
                 checkpoints.save(task.name, saved)
         done.append((task, np.asarray(saved["stress"]), float(saved["max_force"])))
         if progress is not None:

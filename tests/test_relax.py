@@ -1,0 +1,52 @@
+"""relax through the CLI: the relax.json contract, convergence from a strained start, input-frame output."""
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import read
+
+from conftest import SI_SW, load, run_cli
+
+CONTRACT = ("energy", "natoms", "cell", "lattice", "density_g_cm3", "residual_stress_GPa", "max_force",
+            "schema_version")
+
+
+def test_relax_contract_and_values(tmp_path):
+    atoms = bulk("Si", "diamond", a=5.50)  # primitive (triclinic) and 1.3 % too large
+    atoms.write(tmp_path / "si.extxyz")
+    proc = run_cli("relax", "--structure", tmp_path / "si.extxyz", *SI_SW, "--out", tmp_path / "r")
+    r = load(tmp_path / "r" / "relax.json")
+    assert all(k in r for k in CONTRACT)
+    assert r["provenance"]["potential"]["pair_style"] == "sw" and r["settings"]["mode"] == "tri"
+    assert r["converged"] and r["rounds"] >= 1 and "relaxed in" in proc.stdout
+    assert max(map(abs, r["residual_stress_GPa"])) < 1e-3 and r["max_force"] < 1e-4
+    a0 = 5.431
+    assert r["lattice"] == pytest.approx([a0 / 2**0.5] * 3 + [60.0] * 3, abs=2e-3)
+    assert r["density_g_cm3"] == pytest.approx(8 * 28.0855 / a0**3 * 1.66053906660, rel=1e-3)
+    assert r["energy"] == pytest.approx(-4.3366 * 2, abs=1e-3)
+    # cell in the input frame: same directions as the input vectors, scaled isotropically
+    cell = np.array(r["cell"])
+    # (to within the shear the 1e-3 GPa stress tolerance allows: 1e-3 / C44 * 2.7 A ~ 5e-5 A)
+    assert np.allclose(cell, atoms.cell[:] * cell[0, 1] / atoms.cell[0, 1], atol=2e-4)
+    for ext in ("cif", "extxyz", "data"):
+        assert (tmp_path / "r" / f"relaxed.{ext}").is_file()
+    back = read(tmp_path / "r" / "relaxed.extxyz")
+    assert np.allclose(back.cell[:], cell)
+
+
+def test_relax_under_pressure_shrinks_the_cell(tmp_path):
+    run_cli("relax", "--example", "si-sw", "--pressure", "5", "--out", tmp_path / "p")
+    r = load(tmp_path / "p" / "relax.json")
+    assert r["stress_GPa"][:3] == pytest.approx([-5.0] * 3, abs=1e-3)
+    # B = 101.4 GPa, B' ~ 4: V/V0 ~ 0.953 at 5 GPa
+    assert (r["lattice"][0] / 5.431) ** 3 == pytest.approx(0.953, abs=0.004)
+
+
+def test_iso_mode_keeps_the_shape(tmp_path):
+    atoms = bulk("Si", "diamond", a=5.50, cubic=True)
+    atoms.set_cell(atoms.cell[:] * [1.0, 1.02, 1.0], scale_atoms=True)
+    atoms.write(tmp_path / "t.extxyz")
+    run_cli("relax", "--structure", tmp_path / "t.extxyz", *SI_SW, "--relax-mode", "iso", "--out", tmp_path / "i")
+    r = load(tmp_path / "i" / "relax.json")
+    a, b, c = r["lattice"][:3]
+    assert b / a == pytest.approx(1.02, rel=1e-9)
+    assert abs(sum(r["residual_stress_GPa"][:3])) / 3 < 1e-3
