@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import asdict
 
+import mlipprops
 from mlipprops import examples, parallel, tensors
 from mlipprops.errors import InputError, LammpsError
 
@@ -134,7 +135,7 @@ def run_elastic(args, system, out: str, started: float) -> None:
         raise InputError(str(exc))
     groups = parallel.split(count)
     log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
-    key = results.fingerprint(system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
+    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
                               system.potential.describe(), asdict(settings),
                               asdict(relax_settings) if relax_settings else None)
     checkpoints = results.Checkpoints(out, "elastic", key, resume=not args.no_resume)
@@ -145,20 +146,7 @@ def run_elastic(args, system, out: str, started: float) -> None:
     if result is None:
         return
     atoms = system.atoms_from_state(result["state"])
-    est = result["estimate"]
-    units = system.potential.units
-    record = {
-        "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
-        "C": est.C, "C_err": est.C_err, **outputs.stiffness_summary(est.C),
-        "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
-        "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
-        "strain_amplitudes": list(settings.amplitudes), "relaxed_ions": settings.relaxed_ions,
-        "max_force_strained": result["max_force_strained"],
-        "reference_stress_GPa": result["reference_stress"], "energy": result["energy"],
-        "relaxed": {**outputs.cell_record(atoms, units), "relaxation": result["relax"]},
-        "frame": "input structure (Cartesian axes of the input file)",
-        "source": system.source,
-    }
+    record = outputs.elastic_record(result, atoms, system.potential.units, system.source)
     record["structure_files"] = outputs.write_structures(out, "relaxed", atoms, system.potential.type_symbols)
     record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
                                               result["lammps_version"])

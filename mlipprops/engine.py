@@ -136,10 +136,6 @@ class Engine:
         lx, ly, lz = (boxhi[i] - boxlo[i] for i in range(3))
         return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
 
-    def positions(self) -> np.ndarray:
-        """Positions by atom id, unwrapped with the image flags (so molecules stay whole)."""
-        return self.save_state().positions
-
     # -- verbs ----------------------------------------------------------------------------------------------
     def set_cell(self, cell: np.ndarray, remap: bool = True) -> None:
         """Change the box to LAMMPS-shaped `cell`; with remap, atoms follow affinely (fractional coords kept)."""

@@ -46,6 +46,22 @@ def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residu
     }
 
 
+def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dict:
+    """The elastic.json record from properties.elastic.elastic_constants' result and the relaxed structure."""
+    est = result["estimate"]
+    return {
+        "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
+        "C": est.C, "C_err": est.C_err, **stiffness_summary(est.C),
+        "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
+        "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
+        "strain_amplitudes": result["settings"]["amplitudes"], "relaxed_ions": result["settings"]["relaxed_ions"],
+        "max_force_strained": result["max_force_strained"],
+        "reference_stress_GPa": result["reference_stress"], "energy": result["energy"],
+        "relaxed": {**cell_record(atoms, units), "relaxation": result["relax"]},
+        "frame": "input structure (Cartesian axes of the input file)", "source": source,
+    }
+
+
 def elastic_files(out_dir: str, record: dict) -> None:
     """elastic.json, C.csv and C.png."""
     C, C_err, unit = np.asarray(record["C"]), np.asarray(record["C_err"]), record["units"]

@@ -40,6 +40,3 @@ class System:
         atoms.set_cell(self.frame.vectors_to_input(state.cell))
         atoms.positions = self.frame.vectors_to_input(state.positions)
         return atoms
-
-    def mass_amu(self) -> float:
-        return float(sum(self.atoms.get_masses()))

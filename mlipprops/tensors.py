@@ -48,11 +48,6 @@ def rotate_stiffness(C: np.ndarray, R: np.ndarray) -> np.ndarray:
     return tensor_to_voigt(np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, T, optimize=True))
 
 
-def rotate_stress(sigma: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """3x3 stress in the frame x' = R x."""
-    return R @ sigma @ R.T
-
-
 def compliance(C: np.ndarray) -> np.ndarray:
     """S = C^-1 (Voigt, engineering shear strains, so no factors of 2 or 4 are needed)."""
     return np.linalg.inv(C)
