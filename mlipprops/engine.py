@@ -144,7 +144,10 @@ class Engine:
                      f"xy final {xy!r} xz final {xz!r} yz final {yz!r} {'remap ' if remap else ''}units box")
 
     def minimize(self, ftol: float, maxiter: int = 10000) -> None:
-        """Relax ions in the current cell; ftol bounds the 2-norm of the global force vector."""
+        """Relax ions in the current cell; ftol bounds the 2-norm of the global force vector.
+
+        LAMMPS ends every minimization with an energy+force+virial evaluation of the final state, so energy(),
+        stress() and forces() are current afterwards: no `run 0` (one model evaluation) is needed."""
         self.command(template("minimize", ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
 
     def relax_box(self, mode: str, pressure: float, ftol: float, maxiter: int = 5000, vmax: float = 1e-3) -> None:

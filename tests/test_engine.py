@@ -73,3 +73,22 @@ def test_lammps_error_becomes_exception_with_log(si_system, tmp_path):
         engine.command("no_such_command 1 2 3")
     assert "no_such_command" in info.value.log_tail
     engine.close()
+
+
+def test_observables_are_current_after_minimize(tmp_path):
+    """relax and elastic read stress and forces right after minimize, without another evaluation."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    pot = Potential.from_options("eam/alloy", ["* * Cu_mishin1.eam.alloy Cu"]).with_types_for(["Cu"], "x")
+    engine = System(atoms, pot, "t").open_engine()
+    engine.evaluate()
+    cell = engine.cell()
+    cell[1, 0] += 0.1
+    engine.set_cell(cell)
+    for step in (lambda: engine.minimize(1e-3), lambda: engine.relax_box("aniso", 0.0, 1e-3)):
+        step()
+        after = engine.stress(), engine.forces(), engine.energy()
+        engine.evaluate()
+        assert np.allclose(after[0], engine.stress(), atol=1e-12) and np.allclose(after[1], engine.forces())
+        assert after[2] == pytest.approx(engine.energy(), abs=1e-10)
+    engine.close()

@@ -40,7 +40,7 @@ def residual_measure(residual: np.ndarray, mode: str) -> float:
 
 
 def measure(engine: Engine, target: np.ndarray, mode: str, rounds: int, settings: RelaxSettings) -> RelaxOutcome:
-    engine.evaluate()
+    """Read the current state; forces, energy and virial must be current (after evaluate() or minimize())."""
     stress = engine.stress()
     residual = stress - target
     fmax = engine.max_force()
@@ -54,6 +54,7 @@ def relax(engine: Engine, settings: RelaxSettings) -> RelaxOutcome:
         raise ValueError(f"relax mode {settings.mode}: choose iso, aniso or tri")
     target = -settings.pressure * np.eye(3)
     p_lammps = engine.units.pressure_from_stress(-settings.pressure)
+    engine.evaluate()
     outcome = measure(engine, target, settings.mode, 0, settings)
     for rounds in range(1, settings.max_rounds + 1):
         if outcome.converged:
@@ -69,7 +70,6 @@ def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5) -> float:
     fmax = np.inf
     for _ in range(max_rounds):
         engine.minimize(force_tol)
-        engine.evaluate()
         new = engine.max_force()
         if new <= force_tol or new >= 0.999 * fmax:
             return new
