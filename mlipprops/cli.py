@@ -11,7 +11,6 @@ import mlipprops
 from mlipprops import examples, parallel, tensors
 from mlipprops.errors import InputError, LammpsError
 
-COMMANDS = ("relax", "elastic")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -22,6 +21,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"), help="repeat the cell")
     g.add_argument("--min-distance", type=float, default=0.5, help="refuse atoms closer than this (A; default 0.5)")
     g = p.add_argument_group("potential")
+    g.add_argument("--model", help="a deployed NequIP/Allegro model (.pth from nequip-deploy, .nequip.pth)")
+    g.add_argument("--backend", choices=("auto", "upstream", "plugin", "python"), default="auto",
+                   help="how --model runs: upstream pair_style allegro, our plugin, or the Python fallback "
+                        "(default: the first available)")
     g.add_argument("--pair-style", help="any LAMMPS pair style, e.g. 'sw' or 'eam/alloy'")
     g.add_argument("--pair-coeff", action="append", default=[],
                    help="a pair_coeff line without the keyword, e.g. '* * Si.sw Si' (repeatable)")
@@ -46,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlipprops", description="Materials properties from interatomic "
                                      "potentials through LAMMPS: relaxation, elastic constants.")
     sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="what a deployed model is: format, species, cutoffs, dtype")
+    info.add_argument("--model", required=True)
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
+    build = sub.add_parser("build-plugin", help="compile the libtorch pair-style plugin for this environment")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--check", action="store_true", help="only say whether a (re)build is needed")
+    build.add_argument("--verbose", action="store_true")
+    ev = sub.add_parser("evaluate", help="energy, forces and stress of a structure (single point)")
+    _common(ev)
     relax_p = sub.add_parser("relax", help="relax cell and ions at a target pressure")
     _common(relax_p)
     el = sub.add_parser("elastic", help="elastic constants C_ij by finite +-deformation (0 K)")
@@ -66,6 +78,18 @@ def build_system(args):
     from mlipprops.system import System
 
     types = [t.strip() for t in args.types.split(",")] if args.types else None
+    if args.model and (args.pair_style or args.pair_coeff or args.example):
+        raise InputError("give either --model or --pair-style/--pair-coeff (or --example), not both")
+    if args.model:
+        if not args.structure:
+            raise InputError("give --structure FILE to go with --model")
+        if args.units not in (None, "metal"):
+            raise InputError(f"--units {args.units}: deployed models work in metal units (eV, Angstrom)")
+        potential = Potential.from_model(args.model, args.backend)
+        atoms = make_supercell(read_structure(args.structure, types), args.supercell)
+        notes = check_structure(atoms, args.structure, args.min_distance) + potential.model.warnings()
+        return System(atoms, potential.with_types_for(atoms.get_chemical_symbols(), args.structure),
+                      args.structure), notes
     if args.example:
         ex = examples.EXAMPLES[args.example]
         structure = args.structure or ex.structure_path()
@@ -90,6 +114,45 @@ def _relax_settings(args, system):
 
     mode = args.relax_mode or ("aniso" if is_orthogonal(system.atoms.cell[:]) else "tri")
     return RelaxSettings(args.pressure, mode, args.stress_tol, args.force_tol, args.max_rounds)
+
+
+def run_evaluate(args, system, out: str, started: float) -> None:
+    from mlipprops import results
+    from mlipprops.properties.evaluate import single_point
+
+    world = parallel.world()
+    record = single_point(system, world, os.path.join(out, "log.lammps"))
+    if world.Get_rank() != 0:
+        return
+    units = system.potential.units
+    record.update({"property": "evaluate", "units": units.stress_unit, "energy_unit": units.energy_unit,
+                   "force_unit": units.force_unit, "natoms": system.natoms, "symbols": system.atoms.get_chemical_symbols(),
+                   "cell": system.atoms.cell[:], "source": system.source})
+    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), 1, started,
+                                              record.pop("lammps_version"))
+    results.write_json(os.path.join(out, "evaluate.json"), record)
+    print(f"energy = {record['energy']:.8f} {units.energy_unit} ({record['energy'] / system.natoms:.6f} per atom), "
+          f"backend {record['backend']}")
+    print("stress (" + units.stress_unit + ", xx yy zz yz xz xy) = " +
+          " ".join(f"{v:.5f}" for v in record["stress_GPa"]))
+    print(f"written: {os.path.join(out, 'evaluate.json')}")
+
+
+def run_info(args) -> None:
+    import json
+
+    from mlipprops.models import format_info, inspect_model
+    info = inspect_model(args.model)
+    print(json.dumps(info.describe(), indent=2) if args.json else format_info(info))
+
+
+def run_build_plugin(args) -> None:
+    from mlipprops import plugin
+    if args.check:
+        reason = plugin.stale_reason()
+        print(f"rebuild needed: {reason}" if reason else f"up to date: {plugin.find()}")
+        return
+    print(f"built: {plugin.build(verbose=args.verbose, force=args.force)}")
 
 
 def run_relax(args, system, out: str, started: float) -> None:
@@ -204,12 +267,16 @@ def _strip_np(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.np and args.np > 1 and "PMI_RANK" not in os.environ and "OMPI_COMM_WORLD_RANK" not in os.environ:
+    if getattr(args, "np", None) and args.np > 1 and "PMI_RANK" not in os.environ and "OMPI_COMM_WORLD_RANK" not in os.environ:
         return parallel.relaunch_under_mpiexec(args.np, _strip_np(argv))
     started = time.time()
     world = parallel.world()
     root = world.Get_rank() == 0
     try:
+        if args.command in ("info", "build-plugin"):
+            if root:
+                (run_info if args.command == "info" else run_build_plugin)(args)
+            return 0
         system, notes = build_system(args)
         out = os.path.abspath(args.out or f"{args.command}_out")
         if root:
@@ -217,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(f"mlipprops: warning: {note}", file=sys.stderr)
         world.Barrier()
-        {"relax": run_relax, "elastic": run_elastic}[args.command](args, system, out, started)
+        {"evaluate": run_evaluate, "relax": run_relax, "elastic": run_elastic}[args.command](args, system, out,
+                                                                                            started)
     except (InputError, LammpsError) as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         if root:
             where = f" (LAMMPS log: {exc.log_path})" if isinstance(exc, LammpsError) and exc.log_path else ""

