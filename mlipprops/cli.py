@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--clamped-ion", action="store_true", help="do not relax ions in strained cells")
     el.add_argument("--groups", type=int, help="MPI task groups (default: chosen from atoms and ranks)")
     el.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring checkpoints of an earlier run")
+    t = el.add_argument_group("finite temperature (with --temperature)")
+    t.add_argument("--temperature", type=float, help="K (lj: reduced): elastic constants at T by MD instead of 0 K")
+    t.add_argument("--method", choices=("born", "fluctuation", "deformation"), default="born",
+                   help="born: stress fluctuations + Born term (default); fluctuation: NPT strain fluctuations; "
+                        "deformation: +-strain NVT runs")
+    t.add_argument("--timestep", type=float, help="MD step in LAMMPS time units (default 1 fs, 0.5 fs with H)")
+    t.add_argument("--equil-steps", type=int, default=10000, help="equilibration steps per stage (10000)")
+    t.add_argument("--run-steps", type=int, default=50000, help="production steps (50000; per strain for "
+                                                                  "deformation)")
+    t.add_argument("--sample-every", type=int, default=10, help="steps between stress/cell samples (10)")
+    t.add_argument("--born-every", type=int, default=100, help="steps between Born-matrix samples (100)")
+    t.add_argument("--md-strain", type=float, default=0.01, help="strain amplitude of the deformation method")
+    t.add_argument("--seed", type=int, default=4928459, help="velocity and thermostat seed")
     return parser
 
 
@@ -182,6 +195,40 @@ def run_relax(args, system, out: str, started: float) -> None:
     _report_relax(record, out)
 
 
+def run_elastic_t(args, system, out: str, started: float) -> None:
+    from mlipprops import outputs, results
+    from mlipprops.properties.elastic_t import FiniteTSettings, elastic_at_temperature
+
+    units = system.potential.units
+    has_h = "H" in system.atoms.get_chemical_symbols()
+    timestep = args.timestep or (units.default_timestep / 2 if has_h else units.default_timestep)
+    settings = FiniteTSettings(args.temperature, args.method, args.pressure, timestep, args.equil_steps,
+                               args.run_steps, args.sample_every, args.born_every, args.md_strain, args.seed)
+    if settings.temperature <= 0 or settings.run_steps < 20 * settings.sample_every:
+        raise InputError("--temperature must be positive and --run-steps at least 20 samples long")
+    relax_settings = None if args.no_relax else _relax_settings(args, system)
+    world = parallel.world()
+    ntasks = 12 if settings.method == "deformation" else 1
+    try:
+        count = parallel.choose_group_count(world.Get_size(), ntasks, system.natoms, args.groups)
+    except ValueError as exc:
+        raise InputError(str(exc))
+    groups = parallel.split(count)
+    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
+    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
+                              system.atoms.get_chemical_symbols(), system.potential.describe(), asdict(settings),
+                              asdict(relax_settings) if relax_settings else None, count)
+    checkpoints = results.Checkpoints(out, "elastic_t", key, resume=not args.no_resume)
+    result = elastic_at_temperature(system, settings, relax_settings, groups, log, out, checkpoints)
+    if result is None:
+        return
+    record = outputs.elastic_t_record(result, system, units)
+    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
+                                              result["lammps_version"])
+    outputs.elastic_files(out, record)
+    _report_elastic(record, out)
+
+
 def run_elastic(args, system, out: str, started: float) -> None:
     from mlipprops import outputs, results
     from mlipprops.properties.elastic import ElasticSettings, elastic_constants, strain_tasks
@@ -284,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(f"mlipprops: warning: {note}", file=sys.stderr)
         world.Barrier()
-        {"evaluate": run_evaluate, "relax": run_relax, "elastic": run_elastic}[args.command](args, system, out,
-                                                                                            started)
+        run = {"evaluate": run_evaluate, "relax": run_relax, "elastic": run_elastic}[args.command]
+        if args.command == "elastic" and args.temperature is not None:
+            run = run_elastic_t
+        run(args, system, out, started)
     except (InputError, LammpsError) as exc:
         if getattr(args, "debug", False):
             raise

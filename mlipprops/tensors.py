@@ -48,6 +48,18 @@ def rotate_stiffness(C: np.ndarray, R: np.ndarray) -> np.ndarray:
     return tensor_to_voigt(np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, T, optimize=True))
 
 
+def rotate_stiffness_error(C_err: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Standard errors of a rotated symmetric stiffness, its 21 independent components' errors taken as
+    independent (C_ab and C_ba are one number)."""
+    var = np.zeros((6, 6))
+    for a in range(6):
+        for b in range(a, 6):
+            unit = np.zeros((6, 6))
+            unit[a, b] = unit[b, a] = 1.0
+            var += rotate_stiffness(unit, R) ** 2 * C_err[a, b] ** 2
+    return np.sqrt(var)
+
+
 def compliance(C: np.ndarray) -> np.ndarray:
     """S = C^-1 (Voigt, engineering shear strains, so no factors of 2 or 4 are needed)."""
     return np.linalg.inv(C)

@@ -20,6 +20,9 @@ class Units:
     stress_unit: str        # what mlipprops reports stresses and C in
     energy_unit: str
     force_unit: str
+    gpa_per_energy_density: float  # 1 energy/length^3 in report units (GPa; 1 for lj)
+    boltzmann: float               # k_B in energy units per temperature unit
+    default_timestep: float        # a safe MD step for atoms without hydrogen (time units)
 
     def stress_from_pressure(self, p: np.ndarray) -> np.ndarray:
         """LAMMPS pressure (any shape) -> tensile-positive stress in report units."""
@@ -35,7 +38,8 @@ class Units:
 
 
 UNITS = {
-    "metal": Units("metal", "bar", 1.0e-4, "GPa", "eV", "eV/Angstrom"),
-    "real": Units("real", "atm", 1.01325e-4, "GPa", "kcal/mol", "kcal/mol/Angstrom"),
-    "lj": Units("lj", "lj", 1.0, "lj", "epsilon", "epsilon/sigma"),
+    "metal": Units("metal", "bar", 1.0e-4, "GPa", "eV", "eV/Angstrom", 160.21766208, 8.617333262e-5, 0.001),
+    "real": Units("real", "atm", 1.01325e-4, "GPa", "kcal/mol", "kcal/mol/Angstrom", 6.9476954, 1.987204259e-3,
+                  1.0),
+    "lj": Units("lj", "lj", 1.0, "lj", "epsilon", "epsilon/sigma", 1.0, 1.0, 0.005),
 }

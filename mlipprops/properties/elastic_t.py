@@ -1,0 +1,225 @@
+"""Elastic constants at temperature, three ways, all starting from NPT at (T, P) with a fully flexible cell:
+
+- fluctuation: strain fluctuations of that NPT run, S = <V>/kT <de de> (Parrinello & Rahman 1982), C = S^-1;
+- born: NVT at the mean NPT cell, C = <B>/V - V/kT Cov(sigma) + N kT/V K (stress fluctuations + Born term,
+  Ray & Rahman 1984; compute born/matrix numdiff);
+- deformation: NVT at the mean cell strained +-d along each Voigt direction, time-averaged stresses,
+  C = (<s(+d)> - <s(-d)>) / 2d; the 12 runs go side by side on groups of MPI ranks.
+
+Equilibration is detected on the volume (NPT) or the stress (NVT) series (Chodera 2016), errors come from a block
+jackknife (fluctuation, born) or block averages (deformation). Every finished stage is checkpointed: a rerun
+resumes after the last one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mlipprops import fluctuation as fl
+from mlipprops import tensors
+from mlipprops.engine import SAMPLE_COLUMNS, Engine, State
+from mlipprops.parallel import Groups
+from mlipprops.properties.relax import RelaxSettings, relax
+from mlipprops.results import Checkpoints
+from mlipprops.structure import LammpsFrame, lammps_cell
+from mlipprops.system import System
+
+METHODS = ("fluctuation", "born", "deformation")
+_COL = {name: i for i, name in enumerate(SAMPLE_COLUMNS)}
+_CELL = [_COL[k] for k in ("lx", "ly", "lz", "xy", "xz", "yz")]
+_PRESS = [_COL[k] for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")]  # Voigt order
+# compute born/matrix: 21 values, row by row of the upper triangle in this order (LAMMPS manual)
+_BORN_ORDER = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5),
+               (1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5), (3, 4), (3, 5), (4, 5)]
+
+
+@dataclass(frozen=True)
+class FiniteTSettings:
+    temperature: float
+    method: str = "born"
+    pressure: float = 0.0      # report units (GPa or lj), compressive positive
+    timestep: float = 0.001    # LAMMPS time units
+    equil_steps: int = 10000
+    run_steps: int = 50000
+    sample_every: int = 10
+    born_every: int = 100
+    strain: float = 0.01       # deformation method
+    seed: int = 4928459
+
+
+def cells_from_samples(samples: np.ndarray) -> np.ndarray:
+    lx, ly, lz, xy, xz, yz = samples[:, _CELL].T
+    zero = np.zeros_like(lx)
+    return np.stack([np.stack([lx, zero, zero], 1), np.stack([xy, ly, zero], 1), np.stack([xz, yz, lz], 1)], 1)
+
+
+def stresses_from_samples(samples: np.ndarray, units) -> np.ndarray:
+    """Voigt virial stresses (tensile positive) in energy/volume: the units fluctuation formulas need."""
+    return units.stress_from_pressure(samples[:, _PRESS]) / units.gpa_per_energy_density
+
+
+def born_matrices(born_samples: np.ndarray, volumes: np.ndarray | float) -> np.ndarray:
+    """(T, 6, 6) Born matrices per volume (energy/volume) from compute born/matrix rows (step + 21 values)."""
+    out = np.zeros((len(born_samples), 6, 6))
+    for k, (i, j) in enumerate(_BORN_ORDER):
+        out[:, i, j] = out[:, j, i] = born_samples[:, 1 + k]
+    return out / np.reshape(volumes, (-1, 1, 1))
+
+
+def equilibrated(series: np.ndarray) -> tuple[int, dict]:
+    t0, g, n_eff = fl.detect_equilibration(series)
+    return t0, {"discarded_samples": int(t0), "statistical_inefficiency": float(g), "effective_samples": float(n_eff)}
+
+
+class Stages:
+    """Runs MD stages once: a finished stage's state and samples come back from its checkpoint on a rerun."""
+
+    def __init__(self, engine: Engine, checkpoints: Checkpoints, out_dir: str, tag: str, leader: bool):
+        self.engine, self.checkpoints, self.out_dir, self.tag, self.leader = engine, checkpoints, out_dir, tag, leader
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out_dir, f"{self.tag}{name}.txt")
+
+    def run(self, name: str, **md) -> None:
+        comm = self.engine.comm
+        done = self.checkpoints.load(self.tag + name) if self.leader else None
+        done = comm.bcast(done, root=0)
+        if done is not None:
+            self.engine.restore_state(State(*(np.asarray(done[k]) if done[k] is not None else None
+                                              for k in ("cell", "positions", "images", "velocities"))))
+            return
+        self.engine.md(**md)
+        state = self.engine.save_state(velocities=True)
+        if self.leader:
+            self.checkpoints.save(self.tag + name, {k: getattr(state, k) for k in
+                                                    ("cell", "positions", "images", "velocities")})
+
+    def samples(self, name: str) -> np.ndarray:
+        return self.engine.read_samples(self.path(name))
+
+
+def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_settings: RelaxSettings | None,
+                           groups: Groups, log_path: str, out_dir: str, checkpoints: Checkpoints) -> dict | None:
+    """Run on every rank; returns the result record on world rank 0, None elsewhere."""
+    s = settings
+    units = system.potential.units
+    kT = units.boltzmann * s.temperature
+    engine = system.open_engine(groups.comm, log_path)
+    if relax_settings is not None:
+        relax(engine, relax_settings)  # start MD from the 0 K structure at the target pressure
+    engine.set_velocities(s.temperature, s.seed)
+    stages = Stages(engine, checkpoints, out_dir, f"g{groups.index}_" if groups.count > 1 else "", groups.leader)
+    common = {"temperature": s.temperature, "timestep": s.timestep, "seed": s.seed,
+              "pressure": units.pressure_from_stress(-s.pressure), "sample_every": s.sample_every}
+    stages.run("npt_equilibration", steps=s.equil_steps, ensemble="npt", sample_path=stages.path("npt_equilibration"),
+               **common)
+    npt_steps = s.run_steps if s.method == "fluctuation" else max(s.equil_steps, s.run_steps // 5)
+    stages.run("npt", steps=npt_steps, ensemble="npt", sample_path=stages.path("npt"), **common)
+    npt = stages.samples("npt")
+    t0, npt_eq = equilibrated(npt[:, _COL["vol"]])
+    npt = npt[t0:]
+    cells = cells_from_samples(npt)
+    mean_cell = cells.mean(axis=0)
+    record = {"npt": {**npt_eq, "samples": len(npt), "mean_cell": mean_cell,
+                      "mean_temperature": float(npt[:, _COL["temp"]].mean()),
+                      "mean_stress_lammps_frame": units.stress_from_pressure(npt[:, _PRESS].mean(axis=0))}}
+
+    if s.method == "fluctuation":
+        strains = fl.lagrangian_strain(cells, mean_cell)
+        volume = float(npt[:, _COL["vol"]].mean())
+
+        def stiffness(e):
+            return np.linalg.inv(fl.strain_fluctuation_compliance(e, volume, kT))
+        C, C_err = fl.jackknife(stiffness, strains)
+        record["convergence"] = fl.convergence(lambda e: fl.jackknife(stiffness, e), strains)
+        record["production_steps"] = npt_steps
+    else:
+        # to the mean cell, then NVT: its stress samples the (T, P) state at fixed shape
+        engine.set_cell(lammps_cell(mean_cell), remap=True)
+        nvt = dict(common, pressure=0.0)
+        stages.run("nvt_equilibration", steps=max(s.equil_steps // 2, 1), ensemble="nvt",
+                   sample_path=stages.path("nvt_equilibration"), **nvt)
+        if s.method == "born":
+            C, C_err, extra = _born(stages, s, nvt, units, kT, system.natoms)
+        else:
+            C, C_err, extra = _deformation(stages, s, nvt, units, groups)
+            if C is None:
+                engine.close()
+                return None
+        record.update(extra)
+    version = engine.version()
+    engine.close()
+    if groups.world.Get_rank() != 0:
+        return None
+    # LAMMPS frame -> input frame; energy/volume -> report units
+    Qt = system.frame.Q.T
+    C_in = tensors.rotate_stiffness(tensors.symmetrize(C), Qt) * units.gpa_per_energy_density
+    err_in = tensors.rotate_stiffness_error(tensors.symmetrize(C_err), Qt) * units.gpa_per_energy_density
+    for row in record.get("convergence", []):
+        row["estimate"] = tensors.rotate_stiffness(tensors.symmetrize(row["estimate"]), Qt) * units.gpa_per_energy_density
+        if "error" in row:
+            row["error"] = tensors.rotate_stiffness_error(tensors.symmetrize(row["error"]), Qt) * units.gpa_per_energy_density
+    return {"C": C_in, "C_err": err_in, "details": record, "settings": asdict(s), "lammps_version": version,
+            "mean_cell": system.frame.vectors_to_input(mean_cell)}
+
+
+def _born(stages: Stages, s: FiniteTSettings, nvt: dict, units, kT: float, natoms: int):
+    stages.run("nvt", steps=s.run_steps, ensemble="nvt", sample_path=stages.path("nvt"),
+               born_every=s.born_every, born_path=stages.path("born"), **nvt)
+    samples, born = stages.samples("nvt"), stages.samples("born")
+    stress = stresses_from_samples(samples, units)
+    t0, eq = equilibrated(stress[:, :3].sum(axis=1))
+    volume = float(samples[0, _COL["vol"]])
+    B = born_matrices(born, volume)
+    B = B[int(np.searchsorted(born[:, 0], samples[t0, 0])):]
+    stress = stress[t0:]
+    born_mean, born_err = fl.block_mean_error(B)
+
+    def fluct(x):
+        return fl.stress_fluctuation_stiffness(np.zeros((6, 6)), x, volume, kT, natoms)
+    F, F_err = fl.jackknife(fluct, stress)
+    C = born_mean + F
+    C_err = np.sqrt(born_err**2 + F_err**2)
+    parts = {"born_term": born_mean, "fluctuation_and_kinetic_terms": F}
+    n = len(stress)
+    convergence = []
+    for frac in (0.25, 0.5, 0.75, 1.0):
+        k, kb = max(int(frac * n), 2), max(int(frac * len(B)), 1)
+        convergence.append({"fraction": frac, "n_samples": k, "estimate": B[:kb].mean(axis=0) + fluct(stress[:k])})
+    return C, C_err, {"nvt": {**eq, "samples": n, "born_samples": len(B), "volume": volume},
+                      "terms": parts, "convergence": convergence, "production_steps": s.run_steps}
+
+
+def _deformation(stages: Stages, s: FiniteTSettings, nvt: dict, units, groups: Groups):
+    engine = stages.engine
+    reference = engine.save_state(velocities=True)
+    tasks = [(j, sign) for j in range(6) for sign in (1, -1)]
+    done = []
+    for j, sign in groups.my_tasks(tasks):
+        # strains in LAMMPS' frame: rotated to the input frame with C at the end
+        eps = tensors.voigt_strain_tensor(j, sign * s.strain)
+        deformed = reference.cell @ (np.eye(3) + eps)
+        R = LammpsFrame.for_cell(deformed).Q
+        engine.restore_state(reference)
+        engine.set_cell(lammps_cell(deformed), remap=True)
+        name = f"nvt_e{j + 1}{'+' if sign > 0 else '-'}"
+        stages.run(name, steps=s.run_steps, ensemble="nvt", sample_path=stages.path(name), **nvt)
+        stress = stresses_from_samples(stages.samples(name), units)
+        t0, _ = equilibrated(stress[:, j])
+        rotated = np.array([tensors.stress_to_voigt(R.T @ tensors.voigt_to_stress(x) @ R) for x in stress[t0:]])
+        mean, err = fl.block_mean_error(rotated)
+        done.append((j, sign, mean, err))
+    everything = groups.gather(done)
+    if everything is None:
+        return None, None, None
+    plus, minus = np.zeros((6, 6)), np.zeros((6, 6))
+    ep, em = np.zeros((6, 6)), np.zeros((6, 6))
+    for j, sign, mean, err in everything:
+        (plus if sign > 0 else minus)[:, j] = mean
+        (ep if sign > 0 else em)[:, j] = err
+    C = (plus - minus) / (2 * s.strain)
+    C_err = np.sqrt(ep**2 + em**2) / (2 * s.strain)
+    C_err = np.sqrt(C_err**2 + ((C - C.T) / 2) ** 2)
+    return C, C_err, {"strain": s.strain, "production_steps_per_strain": s.run_steps}
