@@ -223,6 +223,10 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
     if result is None:
         return
     record = outputs.elastic_t_record(result, system, units)
+    if record["md"].get("thermalized") is False:
+        print("mlipprops: warning: the strain-fluctuation C exceeds the Born term on the diagonal: the cell "
+              "fluctuations did not thermalize (typical of a nearly harmonic crystal at low T); use --method born "
+              "or deformation, or run longer at higher T", file=sys.stderr)
     record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
                                               result["lammps_version"])
     outputs.elastic_files(out, record)

@@ -77,7 +77,7 @@ def elastic_t_record(result: dict, system, units: Units) -> dict:
         "timestep": settings["timestep"], "run_lengths": {
             "equilibration_steps": settings["equil_steps"], "production_steps": settings["run_steps"],
             "sample_every": settings["sample_every"], "born_every": settings["born_every"]},
-        "mean_cell_at_T": {**cell_record(atoms, units)}, "md": details,
+        "mean_cell_at_T": cell_record(atoms, units), "md": details,
         "convergence": convergence,
         "settings": settings, "frame": "input structure (Cartesian axes of the input file)", "source": system.source,
     }

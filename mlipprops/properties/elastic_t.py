@@ -68,6 +68,10 @@ def born_matrices(born_samples: np.ndarray, volumes: np.ndarray | float) -> np.n
     return out / np.reshape(volumes, (-1, 1, 1))
 
 
+def natoms_kinetic(natoms: int, kT: float, volume: float) -> np.ndarray:
+    return natoms * kT / volume * fl.KINETIC_VOIGT
+
+
 def equilibrated(series: np.ndarray) -> tuple[int, dict]:
     t0, g, n_eff = fl.detect_equilibration(series)
     return t0, {"discarded_samples": int(t0), "statistical_inefficiency": float(g), "effective_samples": float(n_eff)}
@@ -116,7 +120,10 @@ def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_sett
     stages.run("npt_equilibration", steps=s.equil_steps, ensemble="npt", sample_path=stages.path("npt_equilibration"),
                **common)
     npt_steps = s.run_steps if s.method == "fluctuation" else max(s.equil_steps, s.run_steps // 5)
-    stages.run("npt", steps=npt_steps, ensemble="npt", sample_path=stages.path("npt"), **common)
+    # the fluctuation method also samples the Born term: C can never exceed it on the diagonal (the fluctuation
+    # term only softens), which catches cell fluctuations that never thermalized (a nearly harmonic crystal)
+    born = {"born_every": s.born_every, "born_path": stages.path("npt_born")} if s.method == "fluctuation" else {}
+    stages.run("npt", steps=npt_steps, ensemble="npt", sample_path=stages.path("npt"), **born, **common)
     npt = stages.samples("npt")
     t0, npt_eq = equilibrated(npt[:, _COL["vol"]])
     npt = npt[t0:]
@@ -134,6 +141,11 @@ def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_sett
             return np.linalg.inv(fl.strain_fluctuation_compliance(e, volume, kT))
         C, C_err = fl.jackknife(stiffness, strains)
         record["convergence"] = fl.convergence(lambda e: fl.jackknife(stiffness, e), strains)
+        born_bound = born_matrices(stages.samples("npt_born"), volume).mean(axis=0)
+        born_bound += natoms_kinetic(system.natoms, kT, volume)
+        violated = [i for i in range(6) if C[i, i] - 3 * C_err[i, i] > born_bound[i, i]]
+        record["born_upper_bound"] = np.diag(born_bound)
+        record["thermalized"] = not violated
         record["production_steps"] = npt_steps
     else:
         # to the mean cell, then NVT: its stress samples the (T, P) state at fixed shape
