@@ -50,7 +50,8 @@ class DeployedModel:
         data = {
             "pos": torch.tensor(np.asarray(positions), dtype=self.pos_dtype),
             "edge_index": torch.tensor(np.stack([i, j]), dtype=torch.int64),
-            "atom_types": torch.tensor(types, dtype=torch.int64),
+            # legacy models want (N, 1) (an (N,) tensor breaks for N = 1); current ones take either
+            "atom_types": torch.tensor(types, dtype=torch.int64).reshape(-1, 1),
             "cell": torch.tensor(np.asarray(cell), dtype=self.pos_dtype).reshape(1, 3, 3),
             "edge_cell_shift": torch.tensor(shifts, dtype=self.pos_dtype),
             "pbc": torch.ones((1, 3), dtype=torch.bool),
