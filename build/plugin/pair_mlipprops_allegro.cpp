@@ -20,6 +20,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
@@ -71,8 +72,11 @@ std::vector<std::string> split_words(const std::string &s)
 // the message of a torch exception without the C++ backtrace that c10::Error carries
 std::string torch_message(const std::exception &e)
 {
-  if (auto ce = dynamic_cast<const c10::Error *>(&e)) return ce->what_without_backtrace();
-  return e.what();
+  auto ce = dynamic_cast<const c10::Error *>(&e);
+  std::string msg = ce ? ce->what_without_backtrace() : e.what();
+  auto cut = msg.find(" (Could this error message be improved?");
+  if (cut != std::string::npos) msg = msg.substr(0, cut);
+  return trim(msg);
 }
 
 // the nequip version from the `nequip_version` extra file, as major*1000 + minor; -1 if absent
@@ -319,7 +323,9 @@ void PairMlippropsAllegro::load_model(const std::string &path)
   // 4. inference set-up: eval mode, frozen (constants folded) when it is not already
   model_.eval();
   bool frozen_now = false;
-  if (model_.hasattr("training")) {
+  const char *freeze_env = std::getenv("MLIPPROPS_TORCH_FREEZE");    // 0: run the model as loaded
+  const bool want_freeze = !(freeze_env && std::strcmp(freeze_env, "0") == 0);
+  if (want_freeze && model_.hasattr("training")) {
     try {
       model_ = torch::jit::freeze(model_);
       frozen_now = true;
@@ -332,7 +338,7 @@ void PairMlippropsAllegro::load_model(const std::string &path)
 
   std::string source;
   const int nthreads = torch_threads(source);
-  torch::set_num_threads(nthreads);
+  at::set_num_threads(nthreads);
 
   model_loaded_ = true;
   model_path_ = path;
@@ -346,7 +352,7 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                    meta["model_dtype"].empty() ? "?" : meta["model_dtype"], dtype_name(pos_dtype_), r_max_,
                    meta["type_names"]);
     utils::logmesg(lmp, "{}: torch intra-op threads = {} (from {}), JIT graph optimisation {}\n", STYLE,
-                   torch::get_num_threads(), source, jit_optimize_ ? "on" : "off");
+                   at::get_num_threads(), source, jit_optimize_ ? "on" : "off");
   }
 }
 
@@ -373,9 +379,8 @@ double PairMlippropsAllegro::init_one(int, int)
 
 /* ---------------------------------------------------------------------- */
 
-c10::Dict<c10::IValue, c10::IValue> PairMlippropsAllegro::forward(torch::Tensor pos,
-                                                                const torch::Tensor &edge_index,
-                                                                const torch::Tensor &atom_types)
+c10::IValue PairMlippropsAllegro::forward(const torch::Tensor &pos, const torch::Tensor &edge_index,
+                                          const torch::Tensor &atom_types)
 {
   c10::Dict<std::string, torch::Tensor> input;
   input.insert("pos", pos);
@@ -384,7 +389,7 @@ c10::Dict<c10::IValue, c10::IValue> PairMlippropsAllegro::forward(torch::Tensor 
   std::vector<torch::IValue> args{input};
   // the model computes forces with autograd inside forward: gradients stay on (no NoGradGuard)
   torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
-  return model_.forward(args).toGenericDict();
+  return model_.forward(args);
 }
 
 void PairMlippropsAllegro::compute(int eflag, int vflag)
@@ -462,7 +467,7 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
   }
 
   // evaluate; on the first call, a dtype complaint about the positions gets one retry in the other dtype
-  c10::Dict<c10::IValue, c10::IValue> out;
+  c10::IValue out;
   try {
     out = forward(pos64.to(pos_dtype_), edge_index, types);
     pos_dtype_confirmed_ = true;
@@ -477,16 +482,18 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
       error->one(FLERR, "{}: model evaluation failed with {} positions: {}\n(and with {} positions: {})",
                  STYLE, dtype_name(pos_dtype_), first, dtype_name(other), torch_message(e2));
     }
-    error->warning(FLERR, "{}: the model rejected {} positions but accepts {}: using {}", STYLE,
-                   dtype_name(pos_dtype_), dtype_name(other), dtype_name(other));
+    if (comm->me == 0)
+      error->warning(FLERR, "{}: the model rejected {} positions but accepts {}: using {}", STYLE,
+                     dtype_name(pos_dtype_), dtype_name(other), dtype_name(other));
     pos_dtype_ = other;
     pos_dtype_confirmed_ = true;
   }
 
   torch::Tensor forces, atomic_energy;
   try {
-    forces = out.at("forces").toTensor().detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    atomic_energy = out.at("atomic_energy").toTensor().detach().to(torch::kCPU, torch::kFloat64)
+    auto dict = out.toGenericDict();
+    forces = dict.at("forces").toTensor().detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    atomic_energy = dict.at("atomic_energy").toTensor().detach().to(torch::kCPU, torch::kFloat64)
                         .reshape({-1}).contiguous();
   } catch (const std::exception &e) {
     error->one(FLERR, "{}: the model's output lacks `forces` or `atomic_energy`: {}", STYLE, torch_message(e));

@@ -4,6 +4,12 @@
 
    pair_style mlipprops/allegro
    pair_coeff * * model.pth El_1 El_2 ... El_ntypes
+
+   model.pth: a legacy `nequip-deploy build` file or a current (`nequip-compile --mode torchscript`) .nequip.pth;
+   El_i: the model's type name (extra file type_names) for LAMMPS type i. Requires newton pair on.
+   Environment: MLIPPROPS_TORCH_THREADS (else OMP_NUM_THREADS, else 1) torch intra-op threads;
+   MLIPPROPS_TORCH_JIT_OPTIMIZE=1 profiling JIT executor (default off: no re-specialisation stalls);
+   MLIPPROPS_TORCH_FREEZE=0 do not freeze the model on load.
 */
 #ifndef MLIPPROPS_PAIR_ALLEGRO_H
 #define MLIPPROPS_PAIR_ALLEGRO_H
@@ -32,8 +38,8 @@ class PairMlippropsAllegro : public Pair {
  private:
   void allocate();
   void load_model(const std::string &path);
-  c10::Dict<c10::IValue, c10::IValue> forward(torch::Tensor pos, const torch::Tensor &edge_index,
-                                              const torch::Tensor &atom_types);
+  c10::IValue forward(const torch::Tensor &pos, const torch::Tensor &edge_index,
+                      const torch::Tensor &atom_types);
 
   torch::jit::Module model_;
   bool model_loaded_ = false;
@@ -45,7 +51,9 @@ class PairMlippropsAllegro : public Pair {
 
   std::vector<std::string> type_names_;      // the model's species, by model type index
   std::vector<int64_t> type_map_;            // LAMMPS type (1..ntypes) -> model type index
-  std::vector<double> cutsq_model_;          // (ntypes+1)^2, by LAMMPS types [center][neighbor]
+  double r_max_ = 0.0;
+  std::vector<double> per_type_cutoff_;      // nmodel^2, [centre][neighbour] by model type; may be empty
+  std::vector<double> cutsq_model_;          // (ntypes+1)^2, by LAMMPS types [centre][neighbour]
   double cutmax_ = 0.0;
 
   // work arrays reused between steps
