@@ -40,22 +40,23 @@ def _normalized_autocorrelation(x: np.ndarray) -> np.ndarray:
     return acov / acov[0]
 
 
-def _inefficiency_1d(x: np.ndarray) -> float:
+def _inefficiency_1d(x: np.ndarray, window: float = 5.0) -> float:
     n = len(x)
     if n < 3 or np.ptp(x) == 0.0:
         return 1.0  # no information on correlation: treat as uncorrelated rather than fail
     c = _normalized_autocorrelation(x)
-    # Integrate until the first non-positive C(t): beyond it the estimate is noise, and summing noise over
-    # ~N lags would dominate the result (Chodera 2016 / pymbar use the same cut-off).
-    nonpositive = np.flatnonzero(c[1:] <= 0.0)
-    tmax = nonpositive[0] + 1 if nonpositive.size else n
-    t = np.arange(1, tmax)
-    g = 1.0 + 2.0 * np.sum((1.0 - t / n) * c[1:tmax])
+    # Sokal's automatic window: sum C(t) up to the first M with M >= window * tau(M), tau = g / 2. Summing
+    # to the first zero crossing instead fails for an oscillating C(t) (a barostat's volume: C(1) < 0 but
+    # C(11) ~ 0.9), and summing all lags adds up noise.
+    t = np.arange(1, n)
+    partial = 1.0 + 2.0 * np.cumsum((1.0 - t / n) * c[1:])
+    ok = np.flatnonzero(t >= window * np.maximum(partial, 1.0) / 2.0)
+    g = partial[ok[0]] if ok.size else partial[-1]
     return float(max(g, 1.0))
 
 
 def statistical_inefficiency(x: np.ndarray) -> float:
-    """g = 1 + 2 sum_{t>=1} (1 - t/N) C(t), summed up to the first zero crossing of C; g >= 1.
+    """g = 1 + 2 sum_{t>=1} (1 - t/N) C(t), summed over Sokal's self-consistent window (M >= 5 g/2); g >= 1.
 
     N / g is the number of effectively independent samples: Var(mean) = g Var(x) / N. For a (T, k) array the
     largest g over the k columns is returned, so that every column's error is covered (conservative).

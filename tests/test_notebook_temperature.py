@@ -1,0 +1,77 @@
+"""The 0 K vs finite-T notebook runs on real elastic.json files and prints softenings that agree with them."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nbclient  # the [test] extra installs these: a missing one is a failure, not a skip
+import nbformat
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "elastic_temperature.ipynb"
+FLOAT = r"([-+]?\d+\.\d+(?:[eE][-+]?\d+)?)"
+CU = ("--example", "cu-eam", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def json_0k(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cu0K")
+    run_cli("elastic", *CU, "--supercell", "2", "2", "2", "--strains", "0.005", "--out", out)
+    return out / "elastic.json"
+
+
+def run_notebook(monkeypatch, path_0k: Path, path_t: Path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code"), \
+        "the notebook is stored with outputs: clear them before committing"
+    monkeypatch.setenv("MLIPPROPS_ELASTIC_0K_JSON", str(path_0k))
+    monkeypatch.setenv("MLIPPROPS_ELASTIC_T_JSON", str(path_t))
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()  # raises CellExecutionError if any cell fails
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream")
+    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    return text, figures
+
+
+# born records convergence without error bars, fluctuation with them, deformation none at all
+@pytest.mark.parametrize("method", ["born", "fluctuation", "deformation"])
+def test_temperature_notebook(tmp_path, monkeypatch, json_0k, method):
+    out = tmp_path / method
+    run_cli("elastic", *CU, "--supercell", "3", "3", "3", "--temperature", "300", "--method", method,
+            "--run-steps", "3000", "--equil-steps", "1000", "--out", out)
+    json_t = out / "elastic.json"
+    r0, rT = json.loads(json_0k.read_text()), json.loads(json_t.read_text())
+    C0, CT = np.array(r0["C"]), np.array(rT["C"])
+
+    text, figures = run_notebook(monkeypatch, json_0k, json_t)
+
+    assert str(json_0k) in text and str(json_t) in text
+    assert f"method {rT['method']}" in text
+    printed = {m.group(1): float(m.group(2)) for m in re.finditer(r"softening (\S+)\s+= " + FLOAT, text)}
+    # cubic Cu: the nine nonzero upper-triangle components, and nothing that is zero by symmetry
+    assert set(printed) >= {"C11", "C22", "C33", "C12", "C13", "C23", "C44", "C55", "C66"}
+    assert not {"C14", "C15", "C16", "C45", "C46", "C56"} & set(printed)
+    for name, (i, j) in {"C11": (0, 0), "C12": (0, 1), "C44": (3, 3), "C66": (5, 5)}.items():
+        assert printed[name] == pytest.approx((CT[i, j] - C0[i, j]) / C0[i, j], rel=1e-6, abs=1e-9)
+    for name in ("bulk_hill", "shear_hill", "young_hill"):
+        m0, mT = r0["moduli"][name], rT["moduli"][name]
+        assert printed[name] == pytest.approx((mT - m0) / m0, rel=1e-6, abs=1e-9)
+    if method != "fluctuation":  # 3000 steps of strain fluctuations are noise: C11 comes out anywhere
+        assert printed["C11"] < 0 and printed["C44"] < 0  # Cu softens between 0 and 300 K
+
+    if rT["convergence"]:
+        assert figures == 2  # bar chart and convergence
+        last = np.diag(np.array(rT["convergence"][-1]["estimate"]))
+        assert f"fraction 1.00: {rT['convergence'][-1]['n_samples']:6d} samples" in text
+        assert " ".join(f"{v:8.2f}" for v in last) in text
+    else:
+        assert figures == 1 and "no convergence data" in text
