@@ -7,6 +7,8 @@ import sys
 import time
 from dataclasses import asdict
 
+import numpy as np
+
 import mlipprops
 from mlipprops import examples, parallel, tensors
 from mlipprops.errors import InputError, LammpsError
@@ -82,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--born-every", type=int, default=100, help="steps between Born-matrix samples (100)")
     t.add_argument("--md-strain", type=float, default=0.01, help="strain amplitude of the deformation method")
     t.add_argument("--seed", type=int, default=4928459, help="velocity and thermostat seed")
+    m = sub.add_parser("melt", help="melting point from solid-liquid coexistence")
+    _common(m)
+    g = m.add_argument_group("melting")
+    g.add_argument("--guess", type=float, help="a rough T_m (K; lj reduced): brackets the search at +-15 %%")
+    g.add_argument("--tmin", type=float, help="lowest temperature to consider")
+    g.add_argument("--tmax", type=float, help="highest temperature to consider")
+    g.add_argument("--timestep", type=float, help="MD step (default 2 fs; 0.5 fs with H; lj 0.005)")
+    g.add_argument("--cell-length", type=float, default=0.0,
+                   help="target lateral cell length (A) when --supercell is not given (default: 3 x the "
+                        "potential's reach, at least 14 A); the third axis, the interface normal, is 3x longer")
+    g.add_argument("--run-steps", type=int, default=15000, help="coexistence steps per trial (15000)")
+    g.add_argument("--ramp-steps", type=int, default=20000, help="steps of the heating and cooling ramps")
+    g.add_argument("--nph-steps", type=int, default=20000, help="steps of the NPH two-phase run (0: skip)")
+    g.add_argument("--max-trials", type=int, default=12, help="coexistence trials at most (12)")
+    g.add_argument("--target-error", type=float, default=5.0, help="stop when T_m is known to this (K)")
+    g.add_argument("--order-species", help="molecular crystals: an element with one atom per molecule (C of "
+                                           "urea): the order parameter is computed on that sublattice")
+    g.add_argument("--order-cutoff", type=float, default=0.0, help="neighbour cutoff of the order parameter")
+    g.add_argument("--order-bonds", type=int, default=0, help="aligned neighbours that make an atom solid-like")
+    g.add_argument("--groups", type=int, help="MPI task groups (default: as many trials as fit side by side)")
+    g.add_argument("--seed", type=int, default=20260)
+    g.add_argument("--no-relax", action="store_true", help="start from the cell as given (no 0 K relaxation)")
+    g.add_argument("--no-resume", action="store_true", help="recompute, ignoring finished trials")
     return parser
 
 
@@ -233,6 +258,66 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
     _report_elastic(record, out)
 
 
+def run_melt(args, system, out: str, started: float) -> None:
+    from mlipprops import outputs, results
+    from mlipprops.properties.melt import MeltSettings, melting_point
+    from mlipprops.structure import make_supercell
+    from mlipprops.system import System
+
+    units = system.potential.units
+    if not args.supercell:  # an elongated cell: interface area ~ cell_length^2, normal along the third axis
+        lateral = args.cell_length or (5.0 if units.reduced else 14.0)
+        lengths = system.atoms.cell.lengths()
+        repeat = [max(1, int(np.ceil(lateral / lengths[0]))), max(1, int(np.ceil(lateral / lengths[1]))),
+                  max(2, int(np.ceil(3 * lateral / lengths[2])))]
+        system = System(make_supercell(system.atoms, tuple(repeat)), system.potential, system.source)
+    has_h = "H" in system.atoms.get_chemical_symbols()
+    timestep = args.timestep or (units.default_timestep / 2 if has_h else 2 * units.default_timestep)
+    settings = MeltSettings(args.pressure, timestep, args.tmin, args.tmax, args.guess, args.ramp_steps,
+                            run_steps=args.run_steps, nph_steps=args.nph_steps, max_trials=args.max_trials,
+                            target_error=args.target_error, seed=args.seed, order_cutoff=args.order_cutoff,
+                            order_bonds=args.order_bonds, order_species=args.order_species)
+    world = parallel.world()
+    try:
+        count = parallel.choose_group_count(world.Get_size(), 4, system.natoms, args.groups)
+    except ValueError as exc:
+        raise InputError(str(exc))
+    groups = parallel.split(count)
+    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
+    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
+                              system.atoms.get_chemical_symbols(), system.potential.describe(), asdict(settings))
+    checkpoints = results.Checkpoints(out, "melt", key, resume=not args.no_resume)
+    progress = _progress(settings.max_trials, "coexistence trials", args.quiet)
+    relax_settings = None if args.no_relax else _relax_settings(args, system)
+    result = melting_point(system, settings, relax_settings, groups, log, out, checkpoints, progress)
+    if progress is not None:
+        progress.close()
+    if result is None:
+        return
+    record = outputs.melt_record(result, system, units)
+    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
+                                              result["lammps_version"])
+    outputs.melt_files(out, record)
+    _report_melt(record, out)
+
+
+def _report_melt(record: dict, out: str) -> None:
+    unit = "K" if record["temperature_unit"] == "K" else "(reduced)"
+    print(f"T_m = {record['T_m']:.1f} +- {record['T_m_err']:.1f} {unit} at {record['pressure']:g} "
+          f"{record['pressure_unit']} ({len(record['trials'])} coexistence trials, {record['natoms']} atoms)")
+    for t in record["trials"]:
+        print(f"  T = {t['temperature']:8.1f}  growth {t['rate']:+9.3f} +- {t['rate_error']:.3f} solid atoms/ps"
+              f"  {t['verdict']}")
+    if record.get("nph"):
+        n = record["nph"]
+        print(f"NPH two-phase estimate: {n['T']:.1f} +- {n['T_err']:.1f} {unit}"
+              + ("" if n["two_phase_at_end"] else " (one phase left at the end: not reliable)"))
+    ramp = record["heating_ramp"]
+    if ramp["melts_at"]:
+        print(f"heating ramp melts at {ramp['melts_at']:.0f} {unit}: {100 * ramp['overshoot']:+.0f} % (superheating)")
+    print(f"written: {os.path.join(out, 'melt.json')}, melt_trials.png, melt_rates.png")
+
+
 def run_elastic(args, system, out: str, started: float) -> None:
     from mlipprops import outputs, results
     from mlipprops.properties.elastic import ElasticSettings, elastic_constants, strain_tasks
@@ -335,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(f"mlipprops: warning: {note}", file=sys.stderr)
         world.Barrier()
-        run = {"evaluate": run_evaluate, "relax": run_relax, "elastic": run_elastic}[args.command]
+        run = {"evaluate": run_evaluate, "relax": run_relax, "elastic": run_elastic, "melt": run_melt}[args.command]
         if args.command == "elastic" and args.temperature is not None:
             run = run_elastic_t
         run(args, system, out, started)

@@ -104,3 +104,30 @@ def stiffness_summary(C: np.ndarray) -> dict:
         summary["S"] = None
         summary["moduli"] = None
     return summary
+
+
+def melt_record(result: dict, system, units: Units) -> dict:
+    """melt.json: T_m with its error, every trial, the NPH and heating-ramp estimates."""
+    ramps = result["ramps"]
+    melts_at = ramps["heating_melts_at"]
+    return {
+        "property": "melt", "method": "solid-liquid coexistence, growth-rate fit",
+        "T_m": result["T_m"], "T_m_err": result["T_m_err"],
+        "temperature_unit": "lj" if units.reduced else "K",
+        "pressure": result["settings"]["pressure"], "pressure_unit": units.stress_unit,
+        "natoms": system.natoms, "cell": system.atoms.cell[:], "trials": result["trials"],
+        "nph": result["nph"],
+        "heating_ramp": {"melts_at": melts_at, "overshoot": None if melts_at is None
+                         else melts_at / result["T_m"] - 1.0, "cooling_crystallizes_at":
+                         ramps["cooling_crystallizes_at"], **ramps},
+        "bracket_start": result["bracket_start"], "order_parameter": result["order_parameter"],
+        "settings": result["settings"], "source": system.source,
+    }
+
+
+def melt_files(out_dir: str, record: dict) -> None:
+    from mlipprops.plots import melt_rates, melt_trials
+
+    write_json(os.path.join(out_dir, "melt.json"), record)
+    melt_trials(out_dir, record, os.path.join(out_dir, "melt_trials.png"))
+    melt_rates(record, os.path.join(out_dir, "melt_rates.png"))

@@ -1,0 +1,123 @@
+"""Solid-liquid coexistence analysis: growth rates, the melting point from them, and where to look next. Pure numpy.
+
+In a two-phase cell at fixed lateral lattice and fixed normal pressure the interface moves towards the liquid
+below T_m (the solid grows) and towards the solid above it; near T_m the growth rate is linear in T - T_m
+(Wilson-Frenkel). So T_m is the zero of a straight line fitted through the measured rates, and its error comes
+from the scatter of those rates, not from a bisection step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlipprops.fluctuation import statistical_inefficiency
+
+GROWS, MELTS, UNDECIDED = "solid grows", "solid melts", "undecided"
+
+
+@dataclass
+class Growth:
+    rate: float        # solid atoms per ps (positive: the solid grows)
+    error: float       # standard error of the rate
+    verdict: str
+    start_fraction: float
+    end_fraction: float
+
+
+def growth_rate(times: np.ndarray, n_solid: np.ndarray, natoms: int, transient: float = 0.2,
+                saturated: float = 0.05, sigmas: float = 3.0) -> Growth:
+    """Slope of the solid-atom count against time, after the first `transient` of the run and before the cell
+    becomes (almost) all solid or all liquid. The error of the slope accounts for the correlation of the
+    residuals (statistical inefficiency); the verdict needs the slope to differ from zero by `sigmas`, or the
+    cell to have become all solid or all liquid."""
+    t, n = np.asarray(times, float), np.asarray(n_solid, float)
+    frac = n / natoms
+    full = np.flatnonzero((frac > 1 - saturated) | (frac < saturated))
+    # stop at saturation: afterwards the count no longer measures the interface velocity
+    end = t[full[0]] if full.size else t[-1]
+    keep = (t >= t[0] + transient * (end - t[0])) & (t <= end)
+    if keep.sum() < 4:  # saturated early (far from T_m): the whole way there is the measurement
+        keep = t <= max(end, t[min(3, len(t) - 1)])
+    tk, nk = t[keep], n[keep]
+    A = np.vstack([tk - tk.mean(), np.ones_like(tk)]).T
+    coef, *_ = np.linalg.lstsq(A, nk, rcond=None)
+    resid = nk - A @ coef
+    g = statistical_inefficiency(resid) if len(resid) > 3 else 1.0
+    dof = max(len(tk) - 2, 1)
+    var_slope = g * (resid @ resid) / dof / np.sum((tk - tk.mean()) ** 2) if len(tk) > 2 else np.inf
+    rate, err = float(coef[0]), float(np.sqrt(var_slope))
+    if frac[-1] > 1 - saturated or (rate > sigmas * err and frac[-1] > frac[0]):
+        verdict = GROWS
+    elif frac[-1] < saturated or (rate < -sigmas * err and frac[-1] < frac[0]):
+        verdict = MELTS
+    else:
+        verdict = UNDECIDED
+    return Growth(rate, err, verdict, float(frac[0]), float(frac[-1]))
+
+
+def bracket(trials: list[dict]) -> tuple[float | None, float | None]:
+    """Highest temperature where the solid grew and lowest where it melted."""
+    grows = [t["temperature"] for t in trials if t["verdict"] == GROWS]
+    melts = [t["temperature"] for t in trials if t["verdict"] == MELTS]
+    return (max(grows) if grows else None), (min(melts) if melts else None)
+
+
+def melting_point(trials: list[dict], window: float | None = None) -> tuple[float, float]:
+    """T_m and its standard error from a weighted straight-line fit of rate(T) through the trials nearest the
+    bracket (within `window` K of its midpoint, default: twice the bracket width, at least the 4 closest)."""
+    low, high = bracket(trials)
+    if low is None or high is None or low >= high:
+        raise ValueError("no bracket: need a trial where the solid grows below one where it melts")
+    mid = 0.5 * (low + high)
+    window = window or max(2.0 * (high - low), 1e-9)
+    data = sorted(trials, key=lambda t: abs(t["temperature"] - mid))
+    near = [t for t in data if abs(t["temperature"] - mid) <= window]
+    if len(near) < 4:
+        near = data[:max(4, len(near))]
+    T = np.array([t["temperature"] for t in near])
+    r = np.array([t["rate"] for t in near])
+    # a floor on the error keeps one very quiet trial from owning the fit
+    e = np.maximum(np.array([t["rate_error"] for t in near]), 1e-3 * (np.abs(r).max() + 1e-12))
+    w = 1.0 / e**2
+    if np.ptp(T) == 0:
+        return float(mid), float(0.5 * (high - low))
+    A = np.vstack([T - mid, np.ones_like(T)]).T
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    slope, intercept = cov @ (A.T @ (w * r))
+    chi2 = float(np.sum(w * (r - A @ np.array([slope, intercept])) ** 2))
+    scale = max(1.0, chi2 / max(len(T) - 2, 1))  # inflate for scatter beyond the per-trial errors
+    cov = cov * scale
+    if slope >= 0:  # rates must fall with T; a flat or rising fit carries no information on the zero
+        return float(mid), float(0.5 * (high - low))
+    Tm = mid - intercept / slope
+    # delta method on Tm = mid - b/a
+    grad = np.array([intercept / slope**2, -1.0 / slope])
+    err = float(np.sqrt(grad @ cov @ grad))
+    # the zero must lie in the bracket; the bracket half-width also bounds the error from above
+    Tm = float(np.clip(Tm, low, high))
+    return Tm, min(err, 0.5 * (high - low)) if err > 0 else 0.5 * (high - low)
+
+
+def next_temperatures(trials: list[dict], lower: float, upper: float, count: int) -> list[float]:
+    """`count` temperatures to run next. Without a sign change: spread over [lower, upper]. With one: around the
+    fitted zero (kept off the bracket's ends, where a fit through one side is least reliable), falling back to
+    the bracket's midpoint; never a temperature already run (to 0.1)."""
+    low, high = bracket(trials)
+    done = {round(t["temperature"], 1) for t in trials}
+    if low is None or high is None or low >= high:
+        lo = low if low is not None else lower
+        hi = high if high is not None else upper
+        if low is None and high is not None and not any(t["verdict"] == GROWS for t in trials):
+            hi = min(hi, upper)
+        points = np.linspace(lo, hi, count + 2)[1:-1]
+    else:
+        width = high - low
+        try:
+            center = melting_point(trials)[0] if len(trials) >= 3 else 0.5 * (low + high)
+        except ValueError:
+            center = 0.5 * (low + high)
+        center = float(np.clip(center, low + 0.2 * width, high - 0.2 * width))
+        points = center + 0.5 * width * np.linspace(-0.5, 0.5, count) if count > 1 else np.array([center])
+        points = [p if round(p, 1) not in done else 0.5 * (low + high) for p in points]
+    return [float(round(p, 1)) for p in points if round(p, 1) not in done]
