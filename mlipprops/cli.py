@@ -284,8 +284,11 @@ def run_melt(args, system, out: str, started: float) -> None:
         raise InputError(str(exc))
     groups = parallel.split(count)
     log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
+    # how long the search goes on does not change a finished trial: a rerun with more trials reuses them
+    trial_settings = {k: v for k, v in asdict(settings).items() if k not in ("max_trials", "target_error",
+                                                                             "nph_steps", "tmin", "tmax", "guess")}
     key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
-                              system.atoms.get_chemical_symbols(), system.potential.describe(), asdict(settings))
+                              system.atoms.get_chemical_symbols(), system.potential.describe(), trial_settings)
     checkpoints = results.Checkpoints(out, "melt", key, resume=not args.no_resume)
     progress = _progress(settings.max_trials, "coexistence trials", args.quiet)
     relax_settings = None if args.no_relax else _relax_settings(args, system)

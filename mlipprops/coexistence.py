@@ -99,25 +99,27 @@ def melting_point(trials: list[dict], window: float | None = None) -> tuple[floa
     return Tm, min(err, 0.5 * (high - low)) if err > 0 else 0.5 * (high - low)
 
 
-def next_temperatures(trials: list[dict], lower: float, upper: float, count: int) -> list[float]:
-    """`count` temperatures to run next. Without a sign change: spread over [lower, upper]. With one: around the
-    fitted zero (kept off the bracket's ends, where a fit through one side is least reliable), falling back to
-    the bracket's midpoint; never a temperature already run (to 0.1)."""
+def next_temperatures(trials: list[dict], lower: float, upper: float, count: int,
+                      resolution: float = 0.5) -> list[float]:
+    """`count` temperatures to run next, inside the current bracket (or [lower, upper] where a side is missing):
+    first the fitted zero of the growth rate once the bracket exists (kept off its ends, where a fit through one
+    side is least reliable), then repeatedly the midpoint of the widest gap between temperatures already run
+    or chosen. Nothing closer than `resolution` to a temperature already run."""
     low, high = bracket(trials)
-    done = {round(t["temperature"], 1) for t in trials}
-    if low is None or high is None or low >= high:
-        lo = low if low is not None else lower
-        hi = high if high is not None else upper
-        if low is None and high is not None and not any(t["verdict"] == GROWS for t in trials):
-            hi = min(hi, upper)
-        points = np.linspace(lo, hi, count + 2)[1:-1]
-    else:
+    lo = low if low is not None else lower
+    hi = high if high is not None else upper
+    taken = sorted({lo, hi} | {t["temperature"] for t in trials if lo < t["temperature"] < hi})
+    chosen: list[float] = []
+    if low is not None and high is not None and low < high and len(trials) >= 3:
         width = high - low
-        try:
-            center = melting_point(trials)[0] if len(trials) >= 3 else 0.5 * (low + high)
-        except ValueError:
-            center = 0.5 * (low + high)
-        center = float(np.clip(center, low + 0.2 * width, high - 0.2 * width))
-        points = center + 0.5 * width * np.linspace(-0.5, 0.5, count) if count > 1 else np.array([center])
-        points = [p if round(p, 1) not in done else 0.5 * (low + high) for p in points]
-    return [float(round(p, 1)) for p in points if round(p, 1) not in done]
+        center = float(np.clip(melting_point(trials)[0], low + 0.2 * width, high - 0.2 * width))
+        if min(abs(center - t) for t in taken) >= resolution:
+            chosen.append(center)
+    while len(chosen) < count:
+        points = sorted(taken + chosen)
+        gaps = np.diff(points)
+        k = int(np.argmax(gaps))
+        if gaps[k] < 2 * resolution:
+            break
+        chosen.append(0.5 * (points[k] + points[k + 1]))
+    return [float(round(p, 1)) for p in chosen]

@@ -173,8 +173,9 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     if s.guess is not None:
         lower = lower if lower is not None else 0.85 * s.guess
         upper = upper if upper is not None else 1.15 * s.guess
-    ramps = _shared(groups, checkpoints, "ramps", lambda: _ramps(runner, reference, order, s, default_lo,
-                                                                  default_hi))
+    t0 = s.tmin if s.tmin is not None else (0.5 * s.guess if s.guess else default_lo)
+    t1 = s.tmax if s.tmax is not None else (2.0 * s.guess if s.guess else default_hi)
+    ramps = _shared(groups, checkpoints, f"ramps_{t0:g}_{t1:g}", lambda: _ramps(runner, reference, order, s, t0, t1))
     record["ramps"] = ramps
     if ramps["start_solid_fraction"] < 0.7:
         raise InputError(f"{system.source} does not look crystalline at {ramps['t_start']:g} (solid-like fraction "
@@ -211,10 +212,13 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
         if hi is None and all(t["verdict"] == coexistence.GROWS for t in trials) and max(
                 t["temperature"] for t in trials) >= upper - 1e-9:
             raise InputError(f"the solid still grows at {upper:g}, the top of the bracket: raise --tmax")
+        if progress is not None:
+            progress.set_postfix_str(", ".join(f"{r['temperature']:g}: {r['verdict']}" for r in new))
+        # done when T_m is known to the target and trials sit close on both sides of it (the rate is linear in
+        # T only near T_m, so a fit through far trials alone is not trusted)
         if lo is not None and hi is not None and lo < hi:
             Tm, err = coexistence.melting_point(trials)
-            near = [t for t in trials if abs(t["temperature"] - Tm) <= 2 * (hi - lo) + 1e-9]
-            if err <= s.target_error and len(near) >= 4:
+            if err <= s.target_error and hi - lo <= 4 * s.target_error:
                 break
     record["trials"] = trials
     lo, hi = coexistence.bracket(trials)
@@ -248,9 +252,7 @@ def _shared(groups: Groups, checkpoints: Checkpoints, name: str, compute):
     return result
 
 
-def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, lo: float, hi: float) -> dict:
-    t0 = s.tmin if s.tmin is not None else (0.5 * s.guess if s.guess else lo)
-    t1 = s.tmax if s.tmax is not None else (2.0 * s.guess if s.guess else hi)
+def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t0: float, t1: float) -> dict:
     e = runner.engine
     e.restore_state(reference)
     e.set_velocities(t0, s.seed)

@@ -1,0 +1,68 @@
+"""Coexistence analysis on synthetic data with known answers."""
+import numpy as np
+import pytest
+
+from mlipprops import coexistence as cx
+
+
+def series(rate, n0=500, natoms=1000, steps=400, dt=0.05, noise=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps) * dt
+    n = np.clip(n0 + rate * t + rng.normal(0, noise, steps), 0, natoms)
+    return t, n
+
+
+@pytest.mark.parametrize("rate", [-8.0, 0.0, 5.0])
+def test_growth_rate_recovers_the_slope(rate):
+    t, n = series(rate)
+    g = cx.growth_rate(t, n, 1000)
+    assert abs(g.rate - rate) < 4 * g.error + 1e-9 and g.error < 0.5
+    assert g.verdict == {-8.0: cx.MELTS, 0.0: cx.UNDECIDED, 5.0: cx.GROWS}[rate]
+
+
+def test_growth_rate_stops_at_saturation():
+    t, n = series(60.0, steps=400)  # all solid after ~8 of 20 ps: the flat end must not dilute the rate
+    g = cx.growth_rate(t, n, 1000)
+    assert g.rate == pytest.approx(60.0, rel=0.05) and g.verdict == cx.GROWS and g.end_fraction == 1.0
+
+
+def trials_for(Tm, temps, k=0.4, noise=0.3, seed=1):
+    rng = np.random.default_rng(seed)
+    out = []
+    for T in temps:
+        r = -k * (T - Tm) + rng.normal(0, noise)
+        verdict = cx.GROWS if r > 3 * noise else cx.MELTS if r < -3 * noise else cx.UNDECIDED
+        out.append({"temperature": T, "rate": r, "rate_error": noise, "verdict": verdict})
+    return out
+
+
+def test_melting_point_is_the_zero_of_the_rate_with_an_honest_error():
+    pulls = []
+    for seed in range(200):
+        trials = trials_for(1321.0, [1250, 1290, 1310, 1330, 1350, 1400], seed=seed)
+        Tm, err = cx.melting_point(trials)
+        pulls.append((Tm - 1321.0) / err)
+    pulls = np.array(pulls)
+    assert abs(pulls.mean()) < 0.3 and 0.7 < pulls.std() < 1.4
+
+
+def test_melting_point_needs_a_bracket():
+    with pytest.raises(ValueError):
+        cx.melting_point(trials_for(1000.0, [1100, 1200]))
+
+
+def test_next_temperatures_search_inside_the_bracket_without_repeats():
+    first = cx.next_temperatures([], 1000.0, 1600.0, 2)
+    assert len(first) == 2 and all(1000 < T < 1600 for T in first)
+    trials = trials_for(1321.0, first + [1450.0])
+    nxt = cx.next_temperatures(trials, 1000.0, 1600.0, 2)
+    lo, hi = cx.bracket(trials)
+    assert all(lo < T < hi for T in nxt) and not set(nxt) & {t["temperature"] for t in trials}
+    # a search that keeps narrowing ends within the resolution
+    for _ in range(30):
+        nxt = cx.next_temperatures(trials, 1000.0, 1600.0, 1)
+        if not nxt:
+            break
+        trials += trials_for(1321.0, nxt, noise=1e-3)
+    Tm, err = cx.melting_point(trials)
+    assert Tm == pytest.approx(1321.0, abs=1.0)

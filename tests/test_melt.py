@@ -1,0 +1,60 @@
+"""Melting point through the CLI with Cu_mishin1 (published 1315-1327 K, REFERENCES.md): a reduced run that must
+bracket the published value; two temperatures side by side on 2 ranks; resuming; bad input."""
+import numpy as np
+import pytest
+from ase import Atoms
+
+from conftest import load, run_cli
+
+pytestmark = pytest.mark.slow
+
+REDUCED = ("melt", "--example", "cu-eam", "--quiet", "--cell-length", "10", "--run-steps", "6000",
+           "--ramp-steps", "8000", "--nph-steps", "0")
+
+
+def test_copper_reduced_run_brackets_the_published_melting_point(tmp_path):
+    """The default cell (4x4x12, 768 atoms), runs 2.5x shorter than the default; 3x3x9 cells were too noisy."""
+    args = [a for a in REDUCED if a not in ("--cell-length", "10")]
+    run_cli(*args, "--guess", "1300", "--max-trials", "6", "--target-error", "10", "--out", tmp_path / "m")
+    r = load(tmp_path / "m" / "melt.json")
+    for key in ("T_m", "T_m_err", "pressure", "method", "trials", "provenance", "schema_version"):
+        assert key in r
+    grows = [t["temperature"] for t in r["trials"] if t["verdict"] == "solid grows"]
+    melts = [t["temperature"] for t in r["trials"] if t["verdict"] == "solid melts"]
+    assert max(grows) <= 1327 and min(melts) >= 1315  # a published value lies in the bracket
+    assert abs(r["T_m"] - 1321) <= 2 * r["T_m_err"] + 6 and r["T_m_err"] < 40
+    assert r["heating_ramp"]["melts_at"] > r["T_m"]  # superheating: a ramp overshoots
+    for t in r["trials"]:
+        assert {"temperature", "rate", "rate_error", "verdict"} <= set(t)
+    assert (tmp_path / "m" / "melt_trials.png").is_file() and (tmp_path / "m" / "melt_rates.png").is_file()
+
+
+@pytest.mark.mpi
+def test_two_ranks_run_two_temperatures_and_keep_them_when_no_bracket_is_found(tmp_path):
+    out = tmp_path / "m"
+    proc = run_cli(*REDUCED, "--tmin", "1000", "--tmax", "1150", "--max-trials", "2", "--out", out, np_=2,
+                   check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "raise --tmax" in proc.stderr or "no bracket" in proc.stderr
+    trials = sorted(p.name for p in (out / "checkpoints" / "melt").glob("trial_*.json"))
+    assert len(trials) == 2 and (out / "log.group1.lammps").is_file()  # both groups ran, side by side
+    # rerun with a wider range: the finished trials are not recomputed
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "checkpoints" / "melt").glob("trial_*.json")}
+    run_cli(*REDUCED, "--tmin", "1000", "--tmax", "1150", "--max-trials", "3", "--out", out, np_=2, check=False)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_a_liquid_structure_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    positions = []
+    L = 11.0
+    while len(positions) < 85:  # random sequential addition (below its jamming density), relaxed: a glass
+        p = rng.uniform(0, L, 3)
+        if all(np.linalg.norm((p - q + L / 2) % L - L / 2) > 1.9 for q in positions):
+            positions.append(p)
+    Atoms("Cu" * len(positions), positions=positions, cell=[L] * 3, pbc=True).write(tmp_path / "liquid.extxyz")
+    proc = run_cli("melt", "--structure", tmp_path / "liquid.extxyz", "--pair-style", "eam/alloy", "--pair-coeff",
+                   "* * Cu_mishin1.eam.alloy Cu", "--min-distance", "1.5", "--supercell", "1", "1", "2", "--ramp-steps", "2000",
+                   "--quiet", "--out", tmp_path / "l", check=False)
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "does not look crystalline" in lines[0]
