@@ -315,6 +315,10 @@ def _report_melt(record: dict, out: str) -> None:
         n = record["nph"]
         print(f"NPH two-phase estimate: {n['T']:.1f} +- {n['T_err']:.1f} {unit}"
               + ("" if n["two_phase_at_end"] else " (one phase left at the end: not reliable)"))
+    if record["molecules_intact"] is False:
+        print("mlipprops: warning: molecules broke apart in some trials (molecules_intact in melt.json): the "
+              "potential is not trustworthy for the liquid, and T_m is not that of the molecular crystal",
+              file=sys.stderr)
     ramp = record["heating_ramp"]
     if ramp["melts_at"]:
         print(f"heating ramp melts at {ramp['melts_at']:.0f} {unit}: {100 * ramp['overshoot']:+.0f} % (superheating)")

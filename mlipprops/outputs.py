@@ -121,6 +121,7 @@ def melt_record(result: dict, system, units: Units) -> dict:
                          else melts_at / result["T_m"] - 1.0, "cooling_crystallizes_at":
                          ramps["cooling_crystallizes_at"], **ramps},
         "bracket_start": result["bracket_start"], "order_parameter": result["order_parameter"],
+        "molecules_intact": result["molecules_intact"],
         "settings": result["settings"], "source": system.source,
     }
 

@@ -83,3 +83,13 @@ def test_orthogonality():
     assert not is_orthogonal(bulk("Si").cell[:])
     R = Rotation.from_euler("xyz", [10, 20, 30], degrees=True).as_matrix()
     assert is_orthogonal(np.eye(3) @ R.T)
+
+
+def test_molecules_of_a_molecular_crystal(datadir):
+    from mlipprops.molecules import composition, intact, is_molecular
+    urea = read_structure(str(datadir / "urea.cif"))
+    assert composition(urea) == {"CH4N2O": 2} and is_molecular(urea)
+    assert not is_molecular(bulk("Cu", "fcc", a=3.6, cubic=True))
+    broken = urea.copy()
+    broken.positions[0] += [1.5, 0, 0]  # pull one atom out of its molecule
+    assert not intact(composition(urea), broken)

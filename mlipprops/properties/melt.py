@@ -84,6 +84,9 @@ class MeltEngine:
         self.engine, self.system, self.s, self.order = engine, system, settings, order
         self.out_dir, self.tag = out_dir, tag
         self.units = system.potential.units
+        from mlipprops import molecules
+        # a molecular crystal must still be the same molecules after melting: checked after every trial
+        self.molecules = molecules.composition(system.atoms) if molecules.is_molecular(system.atoms) else None
         engine.command(template("melt_order", order_group=order["group"], cutoff=order["cutoff"],
                                 min_bonds=order["min_bonds"]))
         self.p_lammps = self.units.pressure_from_stress(-settings.pressure)
@@ -234,7 +237,9 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     engine.close()
     if groups.world.Get_rank() != 0:
         return None
-    record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s), "lammps_version": version})
+    checked = [t["molecules_intact"] for t in trials if "molecules_intact" in t]
+    record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s), "lammps_version": version,
+                   "molecules_intact": all(checked) if checked else None})
     return record
 
 
@@ -281,6 +286,10 @@ def _trial(runner: MeltEngine, reference: State, temperature: float, s: MeltSett
               "start_fraction": g.start_fraction, "end_fraction": g.end_fraction,
               "mean_temperature": float(samples[:, COLUMNS.index("temp")].mean()),
               "samples_file": f"{runner.tag}{name}.txt"}
+    if runner.molecules is not None:
+        from mlipprops import molecules
+        after = runner.system.atoms_from_state(runner.engine.save_state())
+        record["molecules_intact"] = molecules.intact(runner.molecules, after)
     if groups.leader:
         checkpoints.save(name, record)
     return record
