@@ -220,6 +220,23 @@ def run_relax(args, system, out: str, started: float) -> None:
     _report_relax(record, out)
 
 
+def _task_setup(args, system, out: str, kind: str, ntasks: int, *settings):
+    """Task groups for `ntasks` independent runs, this group's LAMMPS log, and checkpoints valid for exactly
+    these inputs and settings."""
+    from mlipprops import results
+
+    world = parallel.world()
+    try:
+        count = parallel.choose_group_count(world.Get_size(), ntasks, system.natoms, args.groups)
+    except ValueError as exc:
+        raise InputError(str(exc))
+    groups = parallel.split(count)
+    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
+    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
+                              system.atoms.get_chemical_symbols(), system.potential.describe(), *settings, count)
+    return groups, log, results.Checkpoints(out, kind, key, resume=not args.no_resume)
+
+
 def run_elastic_t(args, system, out: str, started: float) -> None:
     from mlipprops import outputs, results
     from mlipprops.properties.elastic_t import FiniteTSettings, elastic_at_temperature
@@ -232,18 +249,9 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
     if settings.temperature <= 0 or settings.run_steps < 20 * settings.sample_every:
         raise InputError("--temperature must be positive and --run-steps at least 20 samples long")
     relax_settings = None if args.no_relax else _relax_settings(args, system)
-    world = parallel.world()
-    ntasks = 12 if settings.method == "deformation" else 1
-    try:
-        count = parallel.choose_group_count(world.Get_size(), ntasks, system.natoms, args.groups)
-    except ValueError as exc:
-        raise InputError(str(exc))
-    groups = parallel.split(count)
-    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
-    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
-                              system.atoms.get_chemical_symbols(), system.potential.describe(), asdict(settings),
-                              asdict(relax_settings) if relax_settings else None, count)
-    checkpoints = results.Checkpoints(out, "elastic_t", key, resume=not args.no_resume)
+    groups, log, checkpoints = _task_setup(args, system, out, "elastic_t", 12 if settings.method == "deformation"
+                                           else 1, asdict(settings), asdict(relax_settings) if relax_settings
+                                           else None)
     result = elastic_at_temperature(system, settings, relax_settings, groups, log, out, checkpoints)
     if result is None:
         return
@@ -252,8 +260,8 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
         print("mlipprops: warning: the strain-fluctuation C exceeds the Born term on the diagonal: the cell "
               "fluctuations did not thermalize (typical of a nearly harmonic crystal at low T); use --method born "
               "or deformation, or run longer at higher T", file=sys.stderr)
-    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
-                                              result["lammps_version"])
+    record["provenance"] = results.provenance(system.potential.describe(), groups.world.Get_size(), groups.count,
+                                              started, result["lammps_version"])
     outputs.elastic_files(out, record)
     _report_elastic(record, out)
 
@@ -277,19 +285,10 @@ def run_melt(args, system, out: str, started: float) -> None:
                             run_steps=args.run_steps, nph_steps=args.nph_steps, max_trials=args.max_trials,
                             target_error=args.target_error, seed=args.seed, order_cutoff=args.order_cutoff,
                             order_bonds=args.order_bonds, order_species=args.order_species)
-    world = parallel.world()
-    try:
-        count = parallel.choose_group_count(world.Get_size(), 4, system.natoms, args.groups)
-    except ValueError as exc:
-        raise InputError(str(exc))
-    groups = parallel.split(count)
-    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
     # how long the search goes on does not change a finished trial: a rerun with more trials reuses them
     trial_settings = {k: v for k, v in asdict(settings).items() if k not in ("max_trials", "target_error",
                                                                              "nph_steps", "tmin", "tmax", "guess")}
-    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions,
-                              system.atoms.get_chemical_symbols(), system.potential.describe(), trial_settings)
-    checkpoints = results.Checkpoints(out, "melt", key, resume=not args.no_resume)
+    groups, log, checkpoints = _task_setup(args, system, out, "melt", 4, trial_settings)
     progress = _progress(settings.max_trials, "coexistence trials", args.quiet)
     relax_settings = None if args.no_relax else _relax_settings(args, system)
     result = melting_point(system, settings, relax_settings, groups, log, out, checkpoints, progress)
@@ -298,7 +297,8 @@ def run_melt(args, system, out: str, started: float) -> None:
     if result is None:
         return
     record = outputs.melt_record(result, system, units)
-    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
+    record["provenance"] = results.provenance(system.potential.describe(), groups.world.Get_size(), groups.count,
+                                              started,
                                               result["lammps_version"])
     outputs.melt_files(out, record)
     _report_melt(record, out)
@@ -333,18 +333,9 @@ def run_elastic(args, system, out: str, started: float) -> None:
     if min(settings.amplitudes) <= 0:
         raise InputError(f"--strains {args.strains}: amplitudes must be positive")
     relax_settings = None if args.no_relax else _relax_settings(args, system)
-    world = parallel.world()
     ntasks = len(strain_tasks(settings.amplitudes))
-    try:
-        count = parallel.choose_group_count(world.Get_size(), ntasks, system.natoms, args.groups)
-    except ValueError as exc:
-        raise InputError(str(exc))
-    groups = parallel.split(count)
-    log = os.path.join(out, "log.lammps" if groups.index == 0 else f"log.group{groups.index}.lammps")
-    key = results.fingerprint(mlipprops.__version__, system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
-                              system.potential.describe(), asdict(settings),
-                              asdict(relax_settings) if relax_settings else None)
-    checkpoints = results.Checkpoints(out, "elastic", key, resume=not args.no_resume)
+    groups, log, checkpoints = _task_setup(args, system, out, "elastic", ntasks, asdict(settings),
+                                           asdict(relax_settings) if relax_settings else None)
     progress = _progress(len(groups.my_tasks(list(range(ntasks)))), "strained cells", args.quiet)
     result = elastic_constants(system, settings, relax_settings, groups, log, checkpoints, progress)
     if progress is not None:
@@ -354,7 +345,8 @@ def run_elastic(args, system, out: str, started: float) -> None:
     atoms = system.atoms_from_state(result["state"])
     record = outputs.elastic_record(result, atoms, system.potential.units, system.source)
     record["structure_files"] = outputs.write_structures(out, "relaxed", atoms, system.potential.type_symbols)
-    record["provenance"] = results.provenance(system.potential.describe(), world.Get_size(), count, started,
+    record["provenance"] = results.provenance(system.potential.describe(), groups.world.Get_size(), groups.count,
+                                              started,
                                               result["lammps_version"])
     outputs.elastic_files(out, record)
     _report_elastic(record, out)
