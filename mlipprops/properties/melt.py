@@ -93,20 +93,20 @@ class MeltEngine:
         self.dt = settings.timestep
         engine.command(f"timestep {self.dt!r}")
 
-    def sampled_run(self, name: str, steps: int, fixes: list[str], run: str | None = None) -> np.ndarray:
+    def sampled_run(self, name: str, steps: int, fixes: list[str]) -> np.ndarray:
         path = os.path.join(self.out_dir, f"{self.tag}{name}.txt")
         self.engine.command("reset_timestep 0\n" + "\n".join(f"fix {f}" for f in fixes))
         self.engine.command(template("melt_sampling", every=self.s.sample_every, path=path))
-        self.engine.command(run or f"run {int(steps)}")
+        self.engine.command(f"run {int(steps)}")
         self.engine.command("unfix mlp_melt_samples\n" + "\n".join(f"unfix {f.split()[0]}" for f in fixes))
         return self.engine.read_samples(path)
 
     def langevin(self, t0: float, t1: float, seed: int) -> str:
         return f"mlp_lang all langevin {t0!r} {t1!r} {100 * self.dt!r} {seed} zero yes"
 
-    def ramp(self, name: str, t0: float, t1: float, ensemble: str = "aniso") -> np.ndarray:
+    def ramp(self, name: str, t0: float, t1: float) -> np.ndarray:
         return self.sampled_run(name, self.s.ramp_steps, [
-            f"mlp_baro all nph {ensemble} {self.p_lammps!r} {self.p_lammps!r} {1000 * self.dt!r}",
+            f"mlp_baro all nph aniso {self.p_lammps!r} {self.p_lammps!r} {1000 * self.dt!r}",
             self.langevin(t0, t1, self.s.seed)])
 
     def coexistence(self, reference: State, temperature: float, seed: int, name: str, nph: bool = False):
@@ -130,7 +130,7 @@ class MeltEngine:
                                seed=seed, z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.melt_steps,
                                cool_steps=max(s.melt_steps // 2, 1), pressure=self.p_lammps,
                                pdamp=1000 * self.dt))
-            fraction = float(e.lmp.extract_variable("mlp_nsolid")) / self.order["n_order"]
+            fraction = e.variable("mlp_nsolid") / self.order["n_order"]
             if fraction < 0.7:
                 break
             e.restore_state(solid)
