@@ -64,13 +64,17 @@ def bracket(trials: list[dict]) -> tuple[float | None, float | None]:
 
 
 def melting_point(trials: list[dict], window: float | None = None) -> tuple[float, float]:
-    """T_m and its standard error from a weighted straight-line fit of rate(T) through the trials nearest the
-    bracket (within `window` K of its midpoint, default: twice the bracket width, at least the 4 closest)."""
+    """T_m and its standard error from a weighted straight-line fit of rate(T) through the trials near the
+    bracket: within `window` of its midpoint (default: twice the bracket width, at least 3 % of T), and at least
+    the 4 closest. The bracket only says where to look: a single trial can fall on the wrong side by chance (a
+    small cell near T_m may crystallize whole), so neither the zero nor its error is limited to it; the error
+    is inflated by the scatter of the rates beyond their own errors (reduced chi^2), which is what repeated
+    seeds show."""
     low, high = bracket(trials)
-    if low is None or high is None or low >= high:
-        raise ValueError("no bracket: need a trial where the solid grows below one where it melts")
+    if low is None or high is None:
+        raise ValueError("no bracket: need a trial where the solid grows and one where it melts")
     mid = 0.5 * (low + high)
-    window = window or max(2.0 * (high - low), 1e-9)
+    window = window or max(2.0 * abs(high - low), 0.03 * abs(mid))
     data = sorted(trials, key=lambda t: abs(t["temperature"] - mid))
     near = [t for t in data if abs(t["temperature"] - mid) <= window]
     if len(near) < 4:
@@ -80,23 +84,18 @@ def melting_point(trials: list[dict], window: float | None = None) -> tuple[floa
     # a floor on the error keeps one very quiet trial from owning the fit
     e = np.maximum(np.array([t["rate_error"] for t in near]), 1e-3 * (np.abs(r).max() + 1e-12))
     w = 1.0 / e**2
-    if np.ptp(T) == 0:
-        return float(mid), float(0.5 * (high - low))
+    if np.ptp(T) == 0 or len(T) < 3:
+        return float(mid), float(abs(high - low))
     A = np.vstack([T - mid, np.ones_like(T)]).T
     cov = np.linalg.inv(A.T @ (A * w[:, None]))
     slope, intercept = cov @ (A.T @ (w * r))
     chi2 = float(np.sum(w * (r - A @ np.array([slope, intercept])) ** 2))
-    scale = max(1.0, chi2 / max(len(T) - 2, 1))  # inflate for scatter beyond the per-trial errors
-    cov = cov * scale
+    cov = cov * max(1.0, chi2 / (len(T) - 2))
     if slope >= 0:  # rates must fall with T; a flat or rising fit carries no information on the zero
-        return float(mid), float(0.5 * (high - low))
+        return float(mid), float(max(abs(high - low), np.ptp(T) / 2))
     Tm = mid - intercept / slope
-    # delta method on Tm = mid - b/a
-    grad = np.array([intercept / slope**2, -1.0 / slope])
-    err = float(np.sqrt(grad @ cov @ grad))
-    # the zero must lie in the bracket; the bracket half-width also bounds the error from above
-    Tm = float(np.clip(Tm, low, high))
-    return Tm, min(err, 0.5 * (high - low)) if err > 0 else 0.5 * (high - low)
+    grad = np.array([intercept / slope**2, -1.0 / slope])  # delta method on Tm = mid - b/a
+    return float(Tm), float(np.sqrt(grad @ cov @ grad))
 
 
 def next_temperatures(trials: list[dict], lower: float, upper: float, count: int,
@@ -108,11 +107,12 @@ def next_temperatures(trials: list[dict], lower: float, upper: float, count: int
     low, high = bracket(trials)
     lo = low if low is not None else lower
     hi = high if high is not None else upper
+    lo, hi = min(lo, hi), max(lo, hi)  # a trial that went the "wrong" way by chance can invert the bracket
     taken = sorted({lo, hi} | {t["temperature"] for t in trials if lo < t["temperature"] < hi})
     chosen: list[float] = []
-    if low is not None and high is not None and low < high and len(trials) >= 3:
-        width = high - low
-        center = float(np.clip(melting_point(trials)[0], low + 0.2 * width, high - 0.2 * width))
+    if low is not None and high is not None and len(trials) >= 3:
+        width = hi - lo
+        center = float(np.clip(melting_point(trials)[0], lo + 0.2 * width, hi - 0.2 * width))
         if min(abs(center - t) for t in taken) >= resolution:
             chosen.append(center)
     while len(chosen) < count:

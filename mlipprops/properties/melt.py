@@ -219,13 +219,13 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
             progress.set_postfix_str(", ".join(f"{r['temperature']:g}: {r['verdict']}" for r in new))
         # done when T_m is known to the target and trials sit close on both sides of it (the rate is linear in
         # T only near T_m, so a fit through far trials alone is not trusted)
-        if lo is not None and hi is not None and lo < hi:
+        if lo is not None and hi is not None:
             Tm, err = coexistence.melting_point(trials)
-            if err <= s.target_error and hi - lo <= 4 * s.target_error:
+            if err <= s.target_error and abs(hi - lo) <= 4 * s.target_error:
                 break
     record["trials"] = trials
     lo, hi = coexistence.bracket(trials)
-    if lo is None or hi is None or lo >= hi:
+    if lo is None or hi is None:
         raise InputError(f"no bracket found within {s.max_trials} trials (solid grows at {lo}, melts at {hi}); "
                          "finished trials are kept: rerun with --guess, --tmin/--tmax or more --max-trials")
     Tm, err = coexistence.melting_point(trials)
@@ -264,7 +264,8 @@ def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t
     heat = runner.ramp("heating_ramp", t0, t1)
     melts_at = ramp_crossing(heat, order["n_order"], rising=False)
     cool = runner.ramp("cooling_ramp", t1, t0)  # from the melt just made
-    freezes_at = ramp_crossing(cool, order["n_order"], rising=True)
+    # freezing means something only if the heating ramp made a liquid
+    freezes_at = ramp_crossing(cool, order["n_order"], rising=True) if melts_at is not None else None
     nsolid = COLUMNS.index("nsolid")
     return {"t_start": t0, "t_end": t1, "heating_melts_at": melts_at, "cooling_crystallizes_at": freezes_at,
             "start_solid_fraction": float(heat[:5, nsolid].mean() / order["n_order"]),
