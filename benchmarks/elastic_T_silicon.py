@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("born", "deformation", "fluctuation")
@@ -259,14 +260,8 @@ def main() -> None:
     doc = {"benchmark": "elastic_T_silicon", "temperature_K": TEMPERATURE, "timestep_ps": TIMESTEP,
            "reference": {**REFERENCE, "source": "LAMMPS examples/ELASTIC_T/BORN_MATRIX/Silicon, log 22 Nov 2025; "
                                                 "Kluge, Ray & Rahman, J. Chem. Phys. 85, 4028 (1986)"},
-           "results": results, "table": text,
-           "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                       "platform": platform.platform(), "load_average": list(os.getloadavg())},
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"written: {path}")
+           "results": results, "table": text}
+    write_report(args.json, doc)
 
 
 if __name__ == "__main__":

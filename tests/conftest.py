@@ -33,6 +33,27 @@ def C_of(out_dir) -> np.ndarray:
     return np.array(load(Path(out_dir) / "elastic.json")["C"])
 
 
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute_notebook(name: str, env: dict, monkeypatch) -> tuple[str, int]:
+    """Run notebooks/<name> with env set (as the notebooks read their inputs), cwd = notebooks/; return the
+    printed text and the number of figures. The stored notebook must carry no outputs."""
+    import nbclient  # the [test] extra installs these: a missing one is a failure, not a skip
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code"), \
+        "the notebook is stored with outputs: clear them before committing"
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    return text, sum("image/png" in o.get("data", {}) for o in outputs)
+
+
 @pytest.fixture
 def datadir() -> Path:
     return DATA

@@ -10,14 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nbclient  # the [test] extra installs these: a missing one is a failure, not a skip
-import nbformat
-
-from conftest import run_cli
+from conftest import execute_notebook, run_cli
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "melt.ipynb"
 FLOAT = r"([-+]?\d+\.\d+)"
 # a 324-atom cell and short runs (about 30 s): T_m comes out some 50 K high, but the bracket is reliable: the
 # first trial is the middle of the range, and a run 100 K or more from T_m always grows or melts outright; the
@@ -33,24 +29,10 @@ def melt_json(tmp_path_factory) -> Path:
     return out / "melt.json"
 
 
-def run_notebook(monkeypatch, path: Path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code"), \
-        "the notebook is stored with outputs: clear them before committing"
-    monkeypatch.setenv("MLIPPROPS_MELT_JSON", str(path))
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()  # raises CellExecutionError if any cell fails
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                   if o.output_type == "stream")
-    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    return text, figures
-
-
 def test_melt_notebook(monkeypatch, melt_json):
     rec = json.loads(melt_json.read_text())
     trials = rec["trials"]
-    text, figures = run_notebook(monkeypatch, melt_json)
+    text, figures = execute_notebook("melt.ipynb", {"MLIPPROPS_MELT_JSON": melt_json}, monkeypatch)
 
     assert f"read {melt_json}" in text
     m = re.search(r"T_m = " + FLOAT + r" ± " + FLOAT + " K", text)

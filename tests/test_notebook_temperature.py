@@ -8,14 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nbclient  # the [test] extra installs these: a missing one is a failure, not a skip
-import nbformat
-
-from conftest import run_cli
+from conftest import execute_notebook, run_cli
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "elastic_temperature.ipynb"
 FLOAT = r"([-+]?\d+\.\d+(?:[eE][-+]?\d+)?)"
 CU = ("--example", "cu-eam", "--quiet")
 
@@ -25,21 +21,6 @@ def json_0k(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cu0K")
     run_cli("elastic", *CU, "--supercell", "2", "2", "2", "--strains", "0.005", "--out", out)
     return out / "elastic.json"
-
-
-def run_notebook(monkeypatch, path_0k: Path, path_t: Path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code"), \
-        "the notebook is stored with outputs: clear them before committing"
-    monkeypatch.setenv("MLIPPROPS_ELASTIC_0K_JSON", str(path_0k))
-    monkeypatch.setenv("MLIPPROPS_ELASTIC_T_JSON", str(path_t))
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()  # raises CellExecutionError if any cell fails
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                   if o.output_type == "stream")
-    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    return text, figures
 
 
 # born records convergence without error bars, fluctuation with them, deformation none at all
@@ -52,7 +33,8 @@ def test_temperature_notebook(tmp_path, monkeypatch, json_0k, method):
     r0, rT = json.loads(json_0k.read_text()), json.loads(json_t.read_text())
     C0, CT = np.array(r0["C"]), np.array(rT["C"])
 
-    text, figures = run_notebook(monkeypatch, json_0k, json_t)
+    env = {"MLIPPROPS_ELASTIC_0K_JSON": json_0k, "MLIPPROPS_ELASTIC_T_JSON": json_t}
+    text, figures = execute_notebook("elastic_temperature.ipynb", env, monkeypatch)
 
     assert str(json_0k) in text and str(json_t) in text
     assert f"method {rT['method']}" in text
