@@ -90,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guess", type=float, help="a rough T_m (K; lj reduced): brackets the search at +-15 %%")
     g.add_argument("--tmin", type=float, help="lowest temperature to consider")
     g.add_argument("--tmax", type=float, help="highest temperature to consider")
-    g.add_argument("--timestep", type=float, help="MD step (default 2 fs; 0.5 fs with H; lj 0.005)")
+    g.add_argument("--timestep", type=float, help="MD step (default 2 fs; with H 0.5 fs, or 1 fs with "
+                                                   "--hydrogen-mass 4 or more; lj 0.005)")
+    g.add_argument("--hydrogen-mass", type=float, help="give H this mass (amu) for a longer timestep: T_m of "
+                                                        "classical nuclei does not depend on masses")
     g.add_argument("--cell-length", type=float, default=0.0,
                    help="target lateral cell length (A) when --supercell is not given (default: 3 x the "
                         "potential's reach, at least 14 A); the third axis, the interface normal, is 3x longer")
@@ -99,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nph-steps", type=int, default=20000, help="steps of the NPH two-phase run (0: skip)")
     g.add_argument("--max-trials", type=int, default=12, help="coexistence trials at most (12)")
     g.add_argument("--target-error", type=float, default=5.0, help="stop when T_m is known to this (K)")
-    g.add_argument("--order-species", help="molecular crystals: an element with one atom per molecule (C of "
-                                           "urea): the order parameter is computed on that sublattice")
+    g.add_argument("--order-species", help="molecular crystals: an element with one atom per molecule: the order parameter "
+                                           "is computed on that sublattice (default: the one nearest the "
+                                           "molecule's centre of mass, C of urea)")
     g.add_argument("--order-cutoff", type=float, default=0.0, help="neighbour cutoff of the order parameter")
     g.add_argument("--order-bonds", type=int, default=0, help="aligned neighbours that make an atom solid-like")
     g.add_argument("--groups", type=int, help="MPI task groups (default: as many trials as fit side by side)")
@@ -116,29 +120,28 @@ def build_system(args):
     from mlipprops.system import System
 
     types = [t.strip() for t in args.types.split(",")] if args.types else None
-    if args.model and (args.pair_style or args.pair_coeff or args.example):
+    example = examples.EXAMPLES[args.example] if args.example else None
+    if args.model and (args.pair_style or args.pair_coeff or example):
         raise InputError("give either --model or --pair-style/--pair-coeff (or --example), not both")
-    if args.model:
-        if not args.structure:
+    structure = args.structure or (example.structure_path() if example else None)
+    model = args.model or (example.model_path() if example else None)
+    if model:
+        if not structure:
             raise InputError("give --structure FILE to go with --model")
         if args.units not in (None, "metal"):
             raise InputError(f"--units {args.units}: deployed models work in metal units (eV, Angstrom)")
-        potential = Potential.from_model(args.model, args.backend)
-        atoms = make_supercell(read_structure(args.structure, types), args.supercell)
-        notes = check_structure(atoms, args.structure, args.min_distance) + potential.model.warnings()
-        return System(atoms, potential.with_types_for(atoms.get_chemical_symbols(), args.structure),
-                      args.structure), notes
-    if args.example:
-        ex = examples.EXAMPLES[args.example]
-        structure = args.structure or ex.structure_path()
-        pair_style, pair_coeffs, units = ex.pair_style, ex.pair_coeffs, args.units or ex.units
+        potential = Potential.from_model(model, args.backend)
+        atoms = make_supercell(read_structure(structure, types), args.supercell)
+        notes = check_structure(atoms, structure, args.min_distance) + potential.model.warnings()
+        return System(atoms, potential.with_types_for(atoms.get_chemical_symbols(), structure), structure), notes
+    if example:
+        pair_style, pair_coeffs, units = example.pair_style, example.pair_coeffs, args.units or example.units
     else:
-        if not args.structure:
+        if not structure:
             raise InputError("give --structure FILE (or --example NAME)")
         if not args.pair_style:
             raise InputError("give the potential: --pair-style STYLE --pair-coeff '...'")
-        structure, pair_style, pair_coeffs = args.structure, args.pair_style, args.pair_coeff
-        units = args.units or "metal"
+        pair_style, pair_coeffs, units = args.pair_style, args.pair_coeff, args.units or "metal"
     potential = Potential.from_options(pair_style, pair_coeffs, units, types)
     atoms = make_supercell(read_structure(structure, types or list(potential.type_symbols) or None), args.supercell)
     notes = check_structure(atoms, structure, args.min_distance)
@@ -268,6 +271,7 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
 
 def run_melt(args, system, out: str, started: float) -> None:
     from mlipprops import outputs, results
+    from mlipprops import molecules
     from mlipprops.properties.melt import MeltSettings, melting_point
     from mlipprops.structure import make_supercell
     from mlipprops.system import System
@@ -280,11 +284,15 @@ def run_melt(args, system, out: str, started: float) -> None:
                   max(2, int(np.ceil(3 * lateral / lengths[2])))]
         system = System(make_supercell(system.atoms, tuple(repeat)), system.potential, system.source)
     has_h = "H" in system.atoms.get_chemical_symbols()
-    timestep = args.timestep or (units.default_timestep / 2 if has_h else 2 * units.default_timestep)
+    heavy_h = (args.hydrogen_mass or 0) >= 4.0
+    timestep = args.timestep or (units.default_timestep * (1 if heavy_h else 0.5) if has_h
+                                 else 2 * units.default_timestep)
     settings = MeltSettings(args.pressure, timestep, args.tmin, args.tmax, args.guess, args.ramp_steps,
                             run_steps=args.run_steps, nph_steps=args.nph_steps, max_trials=args.max_trials,
                             target_error=args.target_error, seed=args.seed, order_cutoff=args.order_cutoff,
-                            order_bonds=args.order_bonds, order_species=args.order_species)
+                            order_bonds=args.order_bonds,
+                            order_species=args.order_species or molecules.centre_species(system.atoms),
+                            hydrogen_mass=args.hydrogen_mass)
     # how long the search goes on does not change a finished trial: a rerun with more trials reuses them
     trial_settings = {k: v for k, v in asdict(settings).items() if k not in ("max_trials", "target_error",
                                                                              "nph_steps", "tmin", "tmax", "guess")}
@@ -381,10 +389,21 @@ def _report_elastic(record: dict, out: str) -> None:
         print(f"bulk (V/R/H) = {m['bulk_voigt']:.2f}/{m['bulk_reuss']:.2f}/{m['bulk_hill']:.2f}  "
               f"shear (V/R/H) = {m['shear_voigt']:.2f}/{m['shear_reuss']:.2f}/{m['shear_hill']:.2f}  "
               f"E_Hill = {m['young_hill']:.2f} {unit}  nu_Hill = {m['poisson_hill']:.3f}")
-    eig = record["born_eigenvalues"]
-    print(f"Born stability: {'stable' if record['born_stable'] else 'UNSTABLE'} "
-          f"(smallest eigenvalue {min(eig):.3f} {unit})")
+    print(stability_text(record["stability"], unit))
     print(f"written: {os.path.join(out, 'elastic.json')}, C.csv, C.png")
+
+
+def stability_text(s: dict, unit: str) -> str:
+    """Born stability in words, with the soft strain named when it is not plainly stable."""
+    lam = f"{s['softest_eigenvalue']:.3f} ± {s['softest_eigenvalue_err']:.2g} {unit}"
+    if s["verdict"] == "stable":
+        return f"Born stability: stable (smallest eigenvalue {lam})"
+    head = {"unstable": "UNSTABLE: the energy decreases", "marginal": "MARGINAL: the energy barely rises"}
+    return (f"Born stability: {head[s['verdict']]} along the strain {s['softest_strain_text']} (eigenvalue {lam}, "
+            f"stiffest {s['stiffest_eigenvalue']:.1f}).\n  A soft strain: the structure is at or near a "
+            "symmetry-lowering instability of this potential. C along it depends on strain amplitude and ion "
+            "relaxation,\n  and the compliance S, the Reuss/Hill moduli and Young's modulus along it inherit "
+            "that; combinations orthogonal to it (see 'stability' in elastic.json) are well defined.")
 
 
 def _strip_np(argv: list[str]) -> list[str]:

@@ -7,19 +7,29 @@ from importlib import resources
 
 @dataclass(frozen=True)
 class Example:
-    structure: str       # file name in mlipprops/data
-    pair_style: str
-    pair_coeffs: tuple[str, ...]
-    units: str
+    structure: str                # file name in mlipprops/data
     about: str
+    model: str | None = None      # a deployed model in mlipprops/data, or a LAMMPS pair style:
+    pair_style: str | None = None
+    pair_coeffs: tuple[str, ...] = ()
+    units: str = "metal"
 
     def structure_path(self) -> str:
-        return str(resources.files("mlipprops.data").joinpath(self.structure))
+        return _data(self.structure)
+
+    def model_path(self) -> str | None:
+        return _data(self.model) if self.model else None
+
+
+def _data(name: str) -> str:
+    return str(resources.files("mlipprops.data").joinpath(name))
 
 
 EXAMPLES = {
-    "si-sw": Example("Si_diamond.cif", "sw", ("* * Si.sw Si",), "metal",
-                     "diamond Si, Stillinger-Weber (PRB 31, 5262 (1985))"),
-    "cu-eam": Example("Cu_fcc.cif", "eam/alloy", ("* * Cu_mishin1.eam.alloy Cu",), "metal",
-                      "fcc Cu, EAM of Mishin et al. (PRB 63, 224106 (2001))"),
+    "urea": Example("urea.cif", "urea (P-4 2_1 m, neutron structure), the bundled Allegro model trained on "
+                    "GFN2-xTB (mlipprops/data/urea_allegro.md)", model="urea_allegro.nequip.pth"),
+    "si-sw": Example("Si_diamond.cif", "diamond Si, Stillinger-Weber (PRB 31, 5262 (1985))",
+                     pair_style="sw", pair_coeffs=("* * Si.sw Si",)),
+    "cu-eam": Example("Cu_fcc.cif", "fcc Cu, EAM of Mishin et al. (PRB 63, 224106 (2001))",
+                      pair_style="eam/alloy", pair_coeffs=("* * Cu_mishin1.eam.alloy Cu",)),
 }

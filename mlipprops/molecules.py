@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 from ase import Atoms
+from ase.geometry import find_mic
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -40,3 +41,23 @@ def is_molecular(atoms: Atoms) -> bool:
 
 def intact(reference: Counter, atoms: Atoms) -> bool:
     return composition(atoms) == reference
+
+
+def centre_species(atoms: Atoms) -> str | None:
+    """For a molecular crystal with one kind of molecule, the element that occurs once in it and sits closest to
+    its centre of mass (C of urea): its sublattice is the molecules' lattice, on which a melting order parameter
+    is computed. None for a non-molecular crystal or when no element occurs exactly once per molecule."""
+    if not is_molecular(atoms):
+        return None
+    labels = molecule_labels(atoms)
+    symbols = np.array(atoms.get_chemical_symbols())
+    first = labels == labels[0]
+    # unwrapped positions of the first molecule: each atom's minimum image from its first atom
+    members = atoms.positions[first]
+    members = members[0] + find_mic(members - members[0], atoms.cell, pbc=True)[0]
+    centre = (atoms.get_masses()[first][:, None] * members).sum(0) / atoms.get_masses()[first].sum()
+    once = [el for el, n in Counter(symbols[first]).items() if n == 1]
+    if not once or len(composition(atoms)) != 1:
+        return None
+    distance = {el: np.linalg.norm(members[symbols[first] == el][0] - centre) for el in once}
+    return min(once, key=distance.get)

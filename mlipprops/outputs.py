@@ -51,7 +51,7 @@ def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dic
     est = result["estimate"]
     return {
         "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
-        "C": est.C, "C_err": est.C_err, **stiffness_summary(est.C),
+        "C": est.C, "C_err": est.C_err, **stiffness_summary(est.C, est.C_err),
         "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
         "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
         "strain_amplitudes": result["settings"]["amplitudes"], "relaxed_ions": result["settings"]["relaxed_ions"],
@@ -73,7 +73,7 @@ def elastic_t_record(result: dict, system, units: Units) -> dict:
     return {
         "property": "elastic", "method": f"{settings['method']}_finite_T", "units": units.stress_unit,
         "temperature": settings["temperature"], "pressure": settings["pressure"],
-        "C": result["C"], "C_err": result["C_err"], **stiffness_summary(result["C"]),
+        "C": result["C"], "C_err": result["C_err"], **stiffness_summary(result["C"], result["C_err"]),
         "timestep": settings["timestep"], "run_lengths": {
             "equilibration_steps": settings["equil_steps"], "production_steps": settings["run_steps"],
             "sample_every": settings["sample_every"], "born_every": settings["born_every"]},
@@ -93,10 +93,11 @@ def elastic_files(out_dir: str, record: dict) -> None:
     stiffness_heatmap(C, C_err, unit, os.path.join(out_dir, "C.png"))
 
 
-def stiffness_summary(C: np.ndarray) -> dict:
+def stiffness_summary(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
     """S, moduli and Born stability for a symmetric C; S and the Reuss/Hill moduli are null if C is singular."""
     eig = tensors.born_eigenvalues(C)
-    summary = {"born_eigenvalues": eig, "born_stable": bool(eig.min() > 0)}
+    summary = {"born_eigenvalues": eig, "born_stable": bool(eig.min() > 0),
+               "stability": tensors.stability(C, C_err)}
     try:
         summary["S"] = tensors.compliance(C)
         summary["moduli"] = tensors.moduli(C)

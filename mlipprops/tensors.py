@@ -94,6 +94,33 @@ def born_eigenvalues(C: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(symmetrize(C))
 
 
+VOIGT_NAMES = ("e1", "e2", "e3", "e4", "e5", "e6")
+MARGINAL_RATIO = 0.01  # softest / stiffest eigenvalue below this: a soft strain, reported as marginal
+
+
+def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
+    """Born stability with the soft direction named: the smallest eigenvalue of the Voigt matrix, its strain
+    (eigenvector) and a verdict. 'unstable': the eigenvalue is below zero by more than 3 error bars;
+    'marginal': within 3 error bars of zero, or positive but under 1 % of the stiffest eigenvalue (a soft
+    mode: the crystal is close to a symmetry-lowering instability, and everything that divides by this
+    eigenvalue -- compliance, Reuss and Hill moduli, Young's modulus along that strain -- is ill-determined);
+    'stable' otherwise. The eigenvalue's error is first-order perturbation theory: sum_ij (v_i v_j s_ij)^2."""
+    w, v = np.linalg.eigh(symmetrize(C))
+    lam, vec = float(w[0]), v[:, 0]
+    vec = vec * np.sign(vec[np.argmax(np.abs(vec) > 0.1)])  # first large component positive
+    err = float(np.sqrt(np.sum((np.outer(vec, vec) * C_err) ** 2))) if C_err is not None else 0.0
+    if lam < -3 * err:
+        verdict = "unstable"
+    elif lam <= 3 * err or lam < MARGINAL_RATIO * w[-1]:
+        verdict = "marginal"
+    else:
+        verdict = "stable"
+    terms = [(c, n) for c, n in zip(vec, VOIGT_NAMES) if abs(c) > 0.1]
+    strain = " ".join(f"{'-' if c < 0 else '+'} {abs(c):.2f} {n}" for c, n in terms).lstrip("+ ")
+    return {"verdict": verdict, "softest_eigenvalue": lam, "softest_eigenvalue_err": err,
+            "softest_strain": vec, "softest_strain_text": strain, "stiffest_eigenvalue": float(w[-1])}
+
+
 def directional_young(S: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Young's modulus along unit vectors n (rows): 1 / (n_i n_j n_k n_l S_ijkl).
 

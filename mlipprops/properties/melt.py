@@ -48,6 +48,9 @@ class MeltSettings:
     order_cutoff: float = 0.0      # 0: between the first and second neighbour shells of the crystal
     order_bonds: int = 0           # 0: 60 % of the crystal's coordination (7 of 12 for fcc)
     order_species: str | None = None  # molecular crystals: one atom per molecule (e.g. C of urea)
+    # heavier H (amu) allows a longer timestep: T_m is an equilibrium property of classical nuclei, so the
+    # masses change how fast coexistence evolves, not the temperature at which neither phase grows
+    hydrogen_mass: float | None = None
 
 
 def order_parameter(system: System, settings: MeltSettings) -> dict:
@@ -90,6 +93,8 @@ class MeltEngine:
         engine.command(template("melt_order", order_group=order["group"], cutoff=order["cutoff"],
                                 min_bonds=order["min_bonds"]))
         self.p_lammps = self.units.pressure_from_stress(-settings.pressure)
+        if settings.hydrogen_mass and "H" in system.potential.type_symbols:
+            engine.command(f"mass {system.potential.type_symbols.index('H') + 1} {settings.hydrogen_mass!r}")
         self.dt = settings.timestep
         engine.command(f"timestep {self.dt!r}")
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Errors of a deployed urea model against GFN2-xTB on held-out frames, evaluated the way users run it: through
+mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is not built).
+
+Prints and writes (--json) per kind of frame (strain, md) and overall: energy MAE (meV/atom), force MAE and RMSE
+(eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames.
+
+Usage:  python evaluate_model.py MODEL.nequip.pth [--frames data/test.extxyz] [--json metrics.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+import numpy as np
+from ase.io import read
+from ase.units import GPa
+
+from mlipprops import tensors
+from mlipprops.potential import Potential
+from mlipprops.properties.evaluate import single_point
+from mlipprops.system import System
+
+
+def errors(model: str, frames) -> dict:
+    potential = Potential.from_model(model).with_types_for(sorted(set(frames[0].get_chemical_symbols())), model)
+    rows: dict[str, list] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for atoms in frames:
+            record = single_point(System(atoms, potential, model), None, os.path.join(tmp, "log.lammps"))
+            ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
+            rows.setdefault(atoms.info["config_type"], []).append((
+                (record["energy"] - atoms.get_potential_energy()) / len(atoms),
+                np.asarray(record["forces"]) - atoms.get_forces(),
+                np.asarray(record["stress_GPa"]) - ref_stress))
+    rows["all"] = [r for kind in list(rows) for r in rows[kind]]
+    out = {}
+    for kind, r in rows.items():
+        de = np.array([x[0] for x in r])
+        df = np.concatenate([x[1].ravel() for x in r])
+        ds = np.concatenate([x[2] for x in r])
+        out[kind] = {"frames": len(r), "energy_mae_meV_per_atom": 1000 * np.abs(de).mean(),
+                     "forces_mae_eV_per_A": np.abs(df).mean(), "forces_rmse_eV_per_A": np.sqrt((df ** 2).mean()),
+                     "stress_mae_GPa": np.abs(ds).mean(), "stress_rmse_GPa": np.sqrt((ds ** 2).mean())}
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model")
+    p.add_argument("--frames", default="data/test.extxyz")
+    p.add_argument("--json")
+    args = p.parse_args()
+    result = errors(args.model, read(args.frames, ":"))
+    for kind, e in result.items():
+        print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom, "
+              f"F MAE {e['forces_mae_eV_per_A']:.3f} RMSE {e['forces_rmse_eV_per_A']:.3f} eV/A, "
+              f"stress MAE {e['stress_mae_GPa']:.3f} RMSE {e['stress_rmse_GPa']:.3f} GPa")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

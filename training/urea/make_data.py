@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""GFN2-xTB (tblite) reference data for urea: the training set of the bundled Allegro model.
+
+Every frame is a 2x2x2 supercell of the P-4 2_1 m cell (128 atoms, 16 molecules): tblite evaluates at the Gamma
+point only, and cells this size give stresses and stiffnesses within ~0.3 % of larger ones (shared/FACTS.md),
+where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (extxyz) and resumable:
+
+  relax   GFN2-xTB relaxation of the experimental structure (neutron, Swaminathan et al. 1984), cell and ions,
+          space group kept (ASE FixSymmetry): the reference geometry of everything below and of the direct
+          elastic check (check_elastic_xtb.py). Written to relaxed.extxyz.
+  strain  the relaxed cell under random symmetric strains (+-3 % per component, a third with up to +8 %
+          volume expansion as in hot and molten urea), atoms rattled (sigma 0.01-0.08 A).
+  md      snapshots of molecular dynamics run with a first model (--model, trained on the two stages above)
+          through mlipprops' own LAMMPS engine: NPT solid at 100-400 K, a melt at 900 K, the liquid at
+          600 and 450 K. The model only proposes configurations; every label is GFN2-xTB. H is given mass 4
+          in these runs (1 fs steps; the configurational ensemble does not depend on masses).
+
+Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defaults (accuracy 1,
+electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
+OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
+
+Usage:  python make_data.py relax|strain|md [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPEAT = (2, 2, 2)
+SEED = 20261126
+MD_RUNS = [  # (name, temperature K, steps, snapshots, start from): 1 fs steps; the first half equilibrates
+    ("solid-100K", 100.0, 2000, 30, "relaxed"),
+    ("solid-250K", 250.0, 2000, 30, "relaxed"),
+    ("solid-400K", 400.0, 3000, 40, "relaxed"),
+    ("melt-900K", 900.0, 6000, 40, "relaxed"),
+    ("liquid-600K", 600.0, 3000, 40, "melt-900K"),
+    ("liquid-450K", 450.0, 3000, 40, "liquid-600K"),
+]
+
+
+def calculator():
+    from tblite.ase import TBLite
+    return TBLite(method="GFN2-xTB", verbosity=0)
+
+
+def label(atoms, config_type: str):
+    """GFN2-xTB energy, forces and stress frozen into the frame; None when the SCF fails."""
+    atoms = atoms.copy()
+    atoms.wrap()
+    atoms.calc = calculator()
+    try:
+        e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
+    except Exception as err:  # tblite raises on SCF non-convergence
+        print(f"  {config_type}: SCF failed ({err}); frame skipped", flush=True)
+        return None
+    atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f, stress=s)
+    atoms.info["config_type"] = config_type
+    return atoms
+
+
+def experimental_supercell():
+    from mlipprops.structure import read_structure
+    return read_structure(os.path.join(HERE, "..", "..", "mlipprops", "data", "urea.cif")).repeat(REPEAT)
+
+
+def relax(out_dir: str):
+    from ase.constraints import FixSymmetry
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    atoms = experimental_supercell()
+    atoms.calc = calculator()
+    atoms.set_constraint(FixSymmetry(atoms))
+    opt = BFGS(FrechetCellFilter(atoms), logfile=os.path.join(out_dir, "relax.log"))
+    opt.run(fmax=0.002, steps=400)
+    atoms.set_constraint()
+    relaxed = label(atoms, "relaxed")
+    write(os.path.join(out_dir, "relaxed.extxyz"), relaxed, format="extxyz")
+    return relaxed, {"relax_steps": opt.nsteps}
+
+
+def strained_frames(relaxed, n: int):
+    rng = np.random.default_rng(SEED)
+    frames = []
+    for k in range(n):
+        atoms = relaxed.copy()
+        e = rng.uniform(-0.03, 0.03, size=(3, 3))
+        e = 0.5 * (e + e.T)
+        if k % 3 == 2:  # hot / molten densities
+            e += np.eye(3) * rng.uniform(0.0, 0.026)
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + e), scale_atoms=True)
+        atoms.positions += rng.normal(0.0, rng.uniform(0.01, 0.08), size=atoms.positions.shape)
+        frames.append((f"strain-{k}", atoms))
+    return frames
+
+
+def md_frames(relaxed, model: str, work: str):
+    """Configurations from NPT runs with a first model, through mlipprops' engine (see the module docstring)."""
+    from mlipprops.molecules import composition
+    from mlipprops.potential import Potential
+    from mlipprops.system import System
+
+    symbols = relaxed.get_chemical_symbols()
+    potential = Potential.from_model(model).with_types_for(sorted(set(symbols)), model)
+    reference = composition(relaxed)
+    starts, frames, notes = {"relaxed": relaxed}, [], {}
+    for i, (name, temperature, steps, n_snap, start) in enumerate(MD_RUNS):
+        system = System(starts[start].copy(), potential, model)
+        engine = system.open_engine(log_path=os.path.join(work, f"{name}.lammps.log"))
+        engine.command(f"mass {list(potential.type_symbols).index('H') + 1} 4.0")
+        engine.set_velocities(temperature, SEED + i)
+        every = steps // (2 * n_snap)  # the first half equilibrates
+        engine.md(steps // 2, "npt", temperature, 0.001, pressure=0.0)
+        snaps = []
+        for _ in range(n_snap):
+            engine.md(every, "npt", temperature, 0.001, pressure=0.0)
+            snaps.append(system.atoms_from_state(engine.save_state()))
+        engine.close()
+        starts[name] = snaps[-1]
+        intact = sum(composition(a) == reference for a in snaps)
+        notes[name] = {"temperature_K": temperature, "steps": steps, "snapshots": n_snap,
+                       "molecules_intact": intact,
+                       "volume_per_molecule_A3": float(np.mean([a.get_volume() for a in snaps]) / 16)}
+        print(f"  {name}: {intact}/{n_snap} snapshots with molecules intact, "
+              f"V/molecule {notes[name]['volume_per_molecule_A3']:.1f} A^3", flush=True)
+        frames += [(f"{name}-{k}", a) for k, a in enumerate(snaps)]
+    return frames, notes
+
+
+def label_all(candidates, out: str, config_type: str):
+    """Label the candidates not yet in OUT (resume), appending each frame as it is done."""
+    done = set()
+    if os.path.exists(out):
+        done = {a.info.get("frame_id") for a in read(out, ":")}
+    failed, t0 = 0, time.time()
+    todo = [(fid, a) for fid, a in candidates if fid not in done]
+    for k, (fid, atoms) in enumerate(todo):
+        frame = label(atoms, config_type)
+        if frame is None:
+            failed += 1
+            continue
+        frame.info["frame_id"] = fid
+        write(out, frame, format="extxyz", append=True)
+        if k % 20 == 0:
+            print(f"  {config_type}: {k + 1}/{len(todo)} labelled, {time.time() - t0:.0f} s", flush=True)
+    return {"candidates": len(candidates), "labelled_now": len(todo) - failed, "scf_failed": failed,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["relax", "strain", "md"])
+    p.add_argument("--out", default="data/urea_gfn2.extxyz")
+    p.add_argument("--strained", type=int, default=150)
+    p.add_argument("--model", help="md stage: the first model, proposing configurations")
+    args = p.parse_args()
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = args.out.rsplit(".", 1)[0] + ".json"
+    manifest = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {}
+    import tblite
+    manifest.update({"method": "GFN2-xTB", "code": f"tblite {getattr(tblite, '__version__', '?')}",
+                     "supercell": list(REPEAT), "seed": SEED})
+    t0 = time.time()
+    if args.stage == "relax":
+        relaxed, info = relax(out_dir)
+        info["cell_A"] = relaxed.cell.lengths().tolist()
+        info["energy_eV"] = relaxed.get_potential_energy()
+    else:
+        relaxed = read(os.path.join(out_dir, "relaxed.extxyz"))
+        if args.stage == "strain":
+            info = label_all(strained_frames(relaxed, args.strained), args.out, "strain")
+        else:
+            if not args.model:
+                p.error("the md stage needs --model (a first model trained on the relax and strain stages)")
+            candidates, notes = md_frames(relaxed, args.model, out_dir)
+            info = label_all(candidates, args.out, "md") | {"runs": notes, "model": os.path.basename(args.model)}
+    info["wall_s"] = round(time.time() - t0, 1)
+    manifest[args.stage] = info
+    if os.path.exists(args.out):
+        frames = read(args.out, ":")
+        manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames) for t in ("strain", "md")}
+    with open(manifest_path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    print(json.dumps(manifest[args.stage], indent=1))
+
+
+if __name__ == "__main__":
+    main()
