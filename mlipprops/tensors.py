@@ -121,6 +121,20 @@ def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
             "softest_strain": vec, "softest_strain_text": strain, "stiffest_eigenvalue": float(w[-1])}
 
 
+def tetragonal_combinations(C: np.ndarray) -> dict[str, float]:
+    """The independent constants of a tetragonal crystal (c along z), symmetry-equivalent entries averaged, with
+    the combinations that stay well defined when C11 - C12 is near zero (a soft orthorhombic shear, as in urea):
+    C11 + C12, and the bulk moduli. Voigt: uniform strain, (2 (C11 + C12) + C33 + 4 C13) / 9; Reuss: uniform stress
+    (the hydrostatic modulus), [C33 (C11 + C12) - 2 C13^2] / (C11 + C12 + 2 C33 - 4 C13), which holds no C11 - C12."""
+    c11, c12 = 0.5 * (C[0, 0] + C[1, 1]), 0.5 * (C[0, 1] + C[1, 0])
+    c13 = 0.25 * (C[0, 2] + C[2, 0] + C[1, 2] + C[2, 1])
+    c33, c44, c66 = C[2, 2], 0.5 * (C[3, 3] + C[4, 4]), C[5, 5]
+    s = c11 + c12
+    return {"C11": c11, "C12": c12, "C13": c13, "C33": c33, "C44": c44, "C66": c66,
+            "C11+C12": s, "C11-C12": c11 - c12, "bulk_voigt": (2 * s + c33 + 4 * c13) / 9,
+            "bulk_reuss": (c33 * s - 2 * c13 ** 2) / (s + 2 * c33 - 4 * c13)}
+
+
 def directional_young(S: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Young's modulus along unit vectors n (rows): 1 / (n_i n_j n_k n_l S_ijkl).
 

@@ -93,3 +93,10 @@ def test_molecules_of_a_molecular_crystal(datadir):
     broken = urea.copy()
     broken.positions[0] += [1.5, 0, 0]  # pull one atom out of its molecule
     assert not intact(composition(urea), broken)
+
+
+def test_centre_species_picks_the_atom_nearest_the_molecular_centre(datadir):
+    from mlipprops.molecules import centre_species
+    # urea: C (bonded to O and both N) is nearer the centre of mass than O; N and H occur more than once
+    assert centre_species(read_structure(str(datadir / "urea.cif"))) == "C"
+    assert centre_species(bulk("Cu", "fcc", a=3.6, cubic=True)) is None

@@ -82,6 +82,44 @@ def test_born_stability():
     assert tensors.born_eigenvalues(cubic(100, -60, 55)).min() < 0  # C11 + 2 C12 < 0: bulk unstable
 
 
+def tetragonal(c11, c12, c13, c33, c44, c66):
+    C = np.zeros((6, 6))
+    C[0, 0] = C[1, 1] = c11
+    C[0, 1] = C[1, 0] = c12
+    C[0, 2] = C[2, 0] = C[1, 2] = C[2, 1] = c13
+    C[2, 2], C[3, 3], C[4, 4], C[5, 5] = c33, c44, c44, c66
+    return C
+
+
+def test_stability_names_the_soft_strain_and_weighs_its_error():
+    err = np.full((6, 6), 0.2)
+    # urea-like: C11 - C12 = 0.3 GPa, inside 3 error bars of zero -> marginal along e1 - e2
+    s = tensors.stability(tetragonal(20.0, 19.7, 25.0, 50.0, 6.0, 1.5), err)
+    assert s["verdict"] == "marginal"
+    assert s["softest_eigenvalue"] == pytest.approx(0.3)
+    assert s["softest_strain_text"] == "0.71 e1 - 0.71 e2"
+    # first-order error of the eigenvalue along (1, -1)/sqrt(2): sqrt(4 * (0.5 * 0.2)^2) = 0.2
+    assert s["softest_eigenvalue_err"] == pytest.approx(0.2)
+    # the same crystal with C11 - C12 = -2 GPa: unstable; with 5 GPa: stable (C66 = 1.5 of ~100 is no soft mode)
+    assert tensors.stability(tetragonal(20.0, 22.0, 25.0, 50.0, 6.0, 1.5), err)["verdict"] == "unstable"
+    stable = tensors.stability(tetragonal(25.0, 20.0, 25.0, 50.0, 6.0, 1.5), err)
+    assert stable["verdict"] == "stable" and stable["softest_strain_text"] == "1.00 e6"
+    # a tiny positive eigenvalue with no error given is still marginal (under 1 % of the stiffest)
+    assert tensors.stability(tetragonal(20.0, 19.9, 25.0, 50.0, 6.0, 1.5))["verdict"] == "marginal"
+
+
+def test_tetragonal_combinations_reuss_bulk_is_the_hydrostatic_modulus():
+    C = tetragonal(20.0, 19.7, 25.0, 50.0, 6.0, 1.5)
+    c = tensors.tetragonal_combinations(C)
+    S = tensors.compliance(C)
+    assert c["bulk_reuss"] == pytest.approx(1.0 / S[:3, :3].sum())  # 1 / (dV/V per unit pressure)
+    assert c["bulk_voigt"] == pytest.approx(C[:3, :3].sum() / 9.0)
+    assert c["C11+C12"] == pytest.approx(39.7) and c["C11-C12"] == pytest.approx(0.3)
+    # C11 - C12 -> 0 makes S blow up, but not the Reuss bulk modulus
+    c0 = tensors.tetragonal_combinations(tetragonal(19.85, 19.85, 25.0, 50.0, 6.0, 1.5))
+    assert c0["bulk_reuss"] == pytest.approx(c["bulk_reuss"])
+
+
 def _synthetic_stresses(C, amplitudes, c3=0.0, c4=0.0):
     """sigma_i(e_j = d) = C_ij d + c3 d^2 + c4 d^3: a nonlinear stress-strain law with known C."""
     out = {}

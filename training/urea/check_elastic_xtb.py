@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+
+from mlipprops.tensors import tetragonal_combinations
 
 STRAINS = {"e1": 0, "e3": 2, "e4": 3, "e6": 5}  # Voigt index of each applied strain
 
@@ -64,16 +66,6 @@ def tetragonal_tensor(runs: dict, delta: float) -> np.ndarray:
     return C
 
 
-def combinations(C: np.ndarray) -> dict:
-    """The well-defined combinations of a tetragonal urea tensor (C11 - C12 is near zero in GFN2-xTB).
-    Bulk moduli: Voigt (uniform strain) and Reuss (uniform stress, the true hydrostatic modulus), which for the
-    tetragonal class is [C33 (C11 + C12) - 2 C13^2] / (C11 + C12 + 2 C33 - 4 C13) and needs no C11 - C12."""
-    s, c33, c13 = C[0, 0] + C[0, 1], C[2, 2], C[0, 2]
-    return {"C11": C[0, 0], "C12": C[0, 1], "C13": c13, "C33": c33, "C44": C[3, 3], "C66": C[5, 5],
-            "C11+C12": s, "C11-C12": C[0, 0] - C[0, 1],
-            "bulk_voigt": (2 * s + c33 + 4 * c13) / 9, "bulk_reuss": (c33 * s - 2 * c13 ** 2) / (s + 2 * c33 - 4 * c13)}
-
-
 def compare(xtb: dict, model: dict) -> dict:
     keys = ["C33", "C13", "C44", "C66", "C11+C12", "bulk_reuss", "bulk_voigt", "C11", "C12", "C11-C12"]
     rows = {}
@@ -98,9 +90,10 @@ def main():
     todo = [(f"{name}{sign}", comp, float(f"{sign}1") * args.delta)
             for name, comp in STRAINS.items() for sign in "+-" if f"{name}{sign}" not in runs]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {key: pool.submit(strained_stress, args.relaxed, comp, amount, args.fmax)
+        futures = {pool.submit(strained_stress, args.relaxed, comp, amount, args.fmax): key
                    for key, comp, amount in todo}
-        for key, fut in futures.items():
+        for fut in as_completed(futures):
+            key = futures[fut]
             runs[key] = fut.result()
             print(f"{key}: stress {np.round(runs[key]['stress_GPa'], 4)} GPa after {runs[key]['steps']} steps",
                   flush=True)
@@ -109,18 +102,13 @@ def main():
     C = tetragonal_tensor(runs, args.delta)
     result = {"method": "GFN2-xTB (tblite), 2x2x2 supercell, relaxed ions, central differences",
               "delta": args.delta, "fmax_eV_per_A": args.fmax, "C_GPa": C.tolist(),
-              "combinations_GPa": combinations(C), "runs": runs}
+              "combinations_GPa": tetragonal_combinations(C), "runs": runs}
     print("GFN2-xTB C (GPa):\n" + np.array2string(C, precision=2, suppress_small=True))
     if args.mlipprops:
         record = json.load(open(args.mlipprops))
         Cm = np.array(record["C"])
         result["mlipprops"] = {"source": args.mlipprops, "C_GPa": Cm.tolist(), "C_err_GPa": record["C_err"]}
-        # average the tetragonal pairs of the model's tensor the same way
-        sym = Cm.copy()
-        sym[0, 0] = sym[1, 1] = 0.5 * (Cm[0, 0] + Cm[1, 1])
-        sym[0, 2] = 0.25 * (Cm[0, 2] + Cm[2, 0] + Cm[1, 2] + Cm[2, 1])
-        sym[3, 3] = 0.5 * (Cm[3, 3] + Cm[4, 4])
-        result["comparison"] = compare(combinations(C), combinations(sym))
+        result["comparison"] = compare(tetragonal_combinations(C), tetragonal_combinations(Cm))
         print("mlipprops + model C (GPa):\n" + np.array2string(Cm, precision=2, suppress_small=True))
         for k, row in result["comparison"].items():
             rel = "" if row["relative_deviation"] is None else f"{100 * row['relative_deviation']:+.1f} %"

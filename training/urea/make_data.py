@@ -10,10 +10,13 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           elastic check (check_elastic_xtb.py). Written to relaxed.extxyz.
   strain  the relaxed cell under random symmetric strains (+-3 % per component, a third with up to +8 %
           volume expansion as in hot and molten urea), atoms rattled (sigma 0.01-0.08 A).
-  md      snapshots of molecular dynamics run with a first model (--model, trained on the two stages above)
-          through mlipprops' own LAMMPS engine: NPT solid at 100-400 K, a melt at 900 K, the liquid at
-          600 and 450 K. The model only proposes configurations; every label is GFN2-xTB. H is given mass 4
-          in these runs (1 fs steps; the configurational ensemble does not depend on masses).
+  rigid   molecules moved as rigid bodies in cells from 4 % compressed to 18 % expanded: the intermolecular
+          landscape from contact to dissociation (without it a first model let NPT cells expand without bound).
+  md      snapshots of molecular dynamics run with a first model (--model, trained on the stages above)
+          through mlipprops' own LAMMPS engine: NPT solid at 100-400 K; NVT at 10 % expanded volume for a melt
+          at 900 K and the liquid at 600 and 450 K. The model only proposes configurations; every label is
+          GFN2-xTB; snapshots outside 55-110 A^3 per molecule are not labelled. H is given mass 4 in these runs
+          (1 fs steps; the configurational ensemble does not depend on masses).
 
 Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defaults (accuracy 1,
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
@@ -30,19 +33,23 @@ import time
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.geometry import find_mic
 from ase.io import read, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPEAT = (2, 2, 2)
 SEED = 20261126
-MD_RUNS = [  # (name, temperature K, steps, snapshots, start from): 1 fs steps; the first half equilibrates
-    ("solid-100K", 100.0, 2000, 30, "relaxed"),
-    ("solid-250K", 250.0, 2000, 30, "relaxed"),
-    ("solid-400K", 400.0, 3000, 40, "relaxed"),
-    ("melt-900K", 900.0, 6000, 40, "relaxed"),
-    ("liquid-600K", 600.0, 3000, 40, "melt-900K"),
-    ("liquid-450K", 450.0, 3000, 40, "liquid-600K"),
+MD_RUNS = [  # (name, T in K, steps, snapshots, start from, ensemble); 1 fs steps, the first half equilibrates
+    ("solid-100K", 100.0, 2000, 30, "relaxed", "npt"),
+    ("solid-250K", 250.0, 2000, 30, "relaxed", "npt"),
+    ("solid-400K", 400.0, 3000, 40, "relaxed", "npt"),
+    # the melt and the liquid at fixed volume, 10 % above the crystal's (liquid urea is ~7 % less dense): a cell
+    # that cannot drift far from the densities in the data
+    ("melt-900K", 900.0, 6000, 40, "expanded", "nvt"),
+    ("liquid-600K", 600.0, 3000, 40, "melt-900K", "nvt"),
+    ("liquid-450K", 450.0, 3000, 40, "liquid-600K", "nvt"),
 ]
+LIQUID_VOLUME = 1.10
 
 
 def calculator():
@@ -101,8 +108,43 @@ def strained_frames(relaxed, n: int):
     return frames
 
 
+def rigid_frames(relaxed, n: int):
+    """Molecules moved as rigid bodies: cell scaled from 4 % compressed to 18 % expanded (linear; the molecular
+    centres follow, bond lengths do not), random rotations (sigma 2-10 deg) and shifts (sigma 0.05-0.25 A) of
+    each molecule (redrawn where molecules overlap), a small rattle on top: the intermolecular energy landscape, from contact to dissociation."""
+    from scipy.spatial.transform import Rotation
+
+    from mlipprops.molecules import composition, molecule_labels
+
+    rng = np.random.default_rng(SEED + 1)
+    labels = molecule_labels(relaxed)
+    reference = composition(relaxed)
+    frames = []
+    while len(frames) < n:
+        k = len(frames)
+        atoms = relaxed.copy()
+        scale = 1.0 + (-0.04 + 0.22 * k / max(1, n - 1))
+        strain = np.eye(3) * scale + 0.5 * rng.uniform(-0.015, 0.015, (3, 3)) * (1 + np.eye(3))
+        shift_sigma, angle_sigma = rng.uniform(0.05, 0.25), np.radians(rng.uniform(2.0, 10.0))
+        cell = atoms.cell.array @ strain
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            xyz = atoms.positions[members]
+            xyz = xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+            masses = atoms.get_masses()[members]
+            com = masses @ xyz / masses.sum()
+            rot = Rotation.from_rotvec(rng.normal(0.0, angle_sigma, 3))
+            new_com = com @ strain + rng.normal(0.0, shift_sigma, 3)
+            atoms.positions[members] = new_com + rot.apply(xyz - com)
+        atoms.set_cell(cell, scale_atoms=False)
+        atoms.positions += rng.normal(0.0, 0.02, size=atoms.positions.shape)
+        if composition(atoms) == reference:  # else two molecules overlap: drawn again
+            frames.append((f"rigid-{k}", atoms))
+    return frames
+
+
 def md_frames(relaxed, model: str, work: str):
-    """Configurations from NPT runs with a first model, through mlipprops' engine (see the module docstring)."""
+    """Configurations from MD runs with a first model, through mlipprops' engine (see the module docstring)."""
     from mlipprops.molecules import composition
     from mlipprops.potential import Potential
     from mlipprops.system import System
@@ -110,27 +152,31 @@ def md_frames(relaxed, model: str, work: str):
     symbols = relaxed.get_chemical_symbols()
     potential = Potential.from_model(model).with_types_for(sorted(set(symbols)), model)
     reference = composition(relaxed)
-    starts, frames, notes = {"relaxed": relaxed}, [], {}
-    for i, (name, temperature, steps, n_snap, start) in enumerate(MD_RUNS):
+    expanded = relaxed.copy()
+    expanded.set_cell(relaxed.cell * LIQUID_VOLUME ** (1 / 3), scale_atoms=True)
+    starts, frames, notes = {"relaxed": relaxed, "expanded": expanded}, [], {}
+    for i, (name, temperature, steps, n_snap, start, ensemble) in enumerate(MD_RUNS):
         system = System(starts[start].copy(), potential, model)
         engine = system.open_engine(log_path=os.path.join(work, f"{name}.lammps.log"))
         engine.command(f"mass {list(potential.type_symbols).index('H') + 1} 4.0")
         engine.set_velocities(temperature, SEED + i)
         every = steps // (2 * n_snap)  # the first half equilibrates
-        engine.md(steps // 2, "npt", temperature, 0.001, pressure=0.0)
+        engine.md(steps // 2, ensemble, temperature, 0.001, seed=SEED + i)
         snaps = []
-        for _ in range(n_snap):
-            engine.md(every, "npt", temperature, 0.001, pressure=0.0)
+        for k in range(n_snap):
+            engine.md(every, ensemble, temperature, 0.001, seed=SEED + 100 * i + k)
             snaps.append(system.atoms_from_state(engine.save_state()))
         engine.close()
         starts[name] = snaps[-1]
+        volumes = np.array([a.get_volume() / 16 for a in snaps])
+        kept = [(f"{name}-{k}", a) for k, a in enumerate(snaps) if 55.0 < volumes[k] < 110.0]
         intact = sum(composition(a) == reference for a in snaps)
-        notes[name] = {"temperature_K": temperature, "steps": steps, "snapshots": n_snap,
-                       "molecules_intact": intact,
-                       "volume_per_molecule_A3": float(np.mean([a.get_volume() for a in snaps]) / 16)}
-        print(f"  {name}: {intact}/{n_snap} snapshots with molecules intact, "
-              f"V/molecule {notes[name]['volume_per_molecule_A3']:.1f} A^3", flush=True)
-        frames += [(f"{name}-{k}", a) for k, a in enumerate(snaps)]
+        notes[name] = {"temperature_K": temperature, "ensemble": ensemble, "steps": steps, "snapshots": n_snap,
+                       "kept": len(kept), "molecules_intact": intact,
+                       "volume_per_molecule_A3": [float(volumes.min()), float(volumes.max())]}
+        print(f"  {name}: {intact}/{n_snap} snapshots with molecules intact, V/molecule "
+              f"{volumes.min():.1f}-{volumes.max():.1f} A^3, {len(kept)} kept", flush=True)
+        frames += kept
     return frames, notes
 
 
@@ -156,9 +202,10 @@ def label_all(candidates, out: str, config_type: str):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "md"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "md"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
+    p.add_argument("--rigid", type=int, default=100)
     p.add_argument("--model", help="md stage: the first model, proposing configurations")
     args = p.parse_args()
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -177,6 +224,8 @@ def main():
         relaxed = read(os.path.join(out_dir, "relaxed.extxyz"))
         if args.stage == "strain":
             info = label_all(strained_frames(relaxed, args.strained), args.out, "strain")
+        elif args.stage == "rigid":
+            info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid")
         else:
             if not args.model:
                 p.error("the md stage needs --model (a first model trained on the relax and strain stages)")
@@ -186,7 +235,7 @@ def main():
     manifest[args.stage] = info
     if os.path.exists(args.out):
         frames = read(args.out, ":")
-        manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames) for t in ("strain", "md")}
+        manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames) for t in ("strain", "rigid", "md")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)

@@ -10,7 +10,7 @@
 Run from this folder with the nequip environment's python (see README.md here); the held-out errors of the
 deployed model are measured by evaluate_model.py, in mlipprops' own environment, through LAMMPS.
 
-Usage:  python train.py NAME [--epochs N] [--size small|medium] [--data data/urea_gfn2.extxyz]
+Usage:  python train.py NAME [--epochs N] [--size small|two|medium] [--max-minutes M] [--no-deploy]
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COMPILE = os.path.join(HERE, "..", "..", "tests", "models", "current", "compile_torchscript.py")
 SIZES = {  # Hydra overrides of training_module.model
     "small": dict(l_max=1, num_layers=1, num_scalar_features=32, num_tensor_features=8),
+    "two": dict(l_max=1, num_layers=2, num_scalar_features=32, num_tensor_features=8),
     "medium": dict(l_max=1, num_layers=2, num_scalar_features=64, num_tensor_features=16),
 }
 
@@ -38,30 +39,41 @@ def split(data: str) -> tuple[int, int]:
         kind = atoms.info["config_type"]
         seen[kind] = seen.get(kind, 0) + 1
         (test if seen[kind] % 10 == 0 else train).append(atoms)
-    write("data/train.extxyz", train, format="extxyz")
-    write("data/test.extxyz", test, format="extxyz")
+    for name, frames in (("train", train), ("test", test)):  # atomic: runs side by side may read them
+        write(f"data/{name}.part.extxyz", frames, format="extxyz")
+        os.replace(f"data/{name}.part.extxyz", f"data/{name}.extxyz")
     return len(train), len(test)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name")
+    p.add_argument("name", help="run name; 'split' only writes the train/test files")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--size", choices=SIZES, default="medium")
     p.add_argument("--data", default="data/urea_gfn2.extxyz")
+    p.add_argument("--max-minutes", type=float, help="stop training after this wall time (best epoch kept)")
+    p.add_argument("--no-deploy", action="store_true", help="train only (deploy later where torch 2.13 runs)")
     args = p.parse_args()
     n_train, n_test = split(args.data)
     print(f"{n_train} training + validation frames, {n_test} held out", flush=True)
-    bindir = os.path.dirname(sys.executable)
+    if args.name == "split":
+        return
     overrides = [f"trainer.max_epochs={args.epochs}", f"hydra.run.dir=outputs/{args.name}"]
     overrides += [f"training_module.model.{k}={v}" for k, v in SIZES[args.size].items()]
+    if args.max_minutes:
+        m = int(args.max_minutes)
+        overrides.append(f"+trainer.max_time=00:{m // 60:02d}:{m % 60:02d}:{int(60 * (args.max_minutes - m)):02d}")
     t0 = time.time()
     with open(f"train_{args.name}.log", "w") as log:
-        subprocess.run([os.path.join(bindir, "nequip-train"), "-cp", HERE, "-cn", "urea_allegro", *overrides],
+        subprocess.run([sys.executable, "-m", "nequip.scripts.train", "-cp", HERE, "-cn", "urea_allegro", *overrides],
                        stdout=log, stderr=subprocess.STDOUT, check=True)
     print(f"trained in {time.time() - t0:.0f} s (log: train_{args.name}.log)", flush=True)
-    subprocess.run([sys.executable, COMPILE, f"outputs/{args.name}/best.ckpt", f"{args.name}.nequip.pth"],
-                   check=True)
+    if not args.no_deploy:
+        deploy(args.name)
+
+
+def deploy(name: str) -> None:
+    subprocess.run([sys.executable, COMPILE, f"outputs/{name}/best.ckpt", f"{name}.nequip.pth"], check=True)
 
 
 if __name__ == "__main__":

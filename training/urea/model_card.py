@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Write the machine-readable model card mlipprops/data/urea_allegro.json from the pipeline's records: what data
+(make_data.py's manifest), how trained (train.py's size and the best validation epoch), held-out errors through
+LAMMPS (evaluate_model.py) and the direct GFN2-xTB reference with the comparison (check_elastic_xtb.py). The
+prose card, urea_allegro.md, quotes these numbers.
+
+Usage:  python model_card.py NAME [--size two] [--out ../../mlipprops/data/urea_allegro.json]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+
+from ase.io import read
+
+
+def best_validation(name: str) -> dict:
+    f = sorted(glob.glob(f"outputs/{name}/csv/*/metrics.csv"))[-1]
+    rows = [r for r in csv.DictReader(open(f)) if r.get("val0_epoch/weighted_sum")]
+    best = min(rows, key=lambda r: float(r["val0_epoch/weighted_sum"]))
+    keys = ("per_atom_energy_mae", "forces_mae", "stress_mae")
+    return {"epochs": int(rows[-1]["epoch"]) + 1, "best_epoch": int(best["epoch"]),
+            **{k: float(best[f"val0_epoch/{k}"]) for k in keys}}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name")
+    p.add_argument("--size", default="two")
+    p.add_argument("--out", default="../../mlipprops/data/urea_allegro.json")
+    args = p.parse_args()
+    from train import SIZES
+
+    relaxed = read("data/relaxed.extxyz")
+    a, _, c = relaxed.cell.lengths() / 2  # the 2x2x2 supercell
+    xtb = json.load(open("data/xtb_elastic.json"))
+    card = {
+        "model": "urea_allegro.nequip.pth",
+        "architecture": {"code": "nequip 0.19.1 + nequip-allegro 0.8.3, TorchScript", "r_max_A": 5.0,
+                         **SIZES[args.size], "model_dtype": "float64", "species": ["C", "H", "N", "O"]},
+        "reference_method": "GFN2-xTB (tblite 0.8.0, Gamma point, 2x2x2 supercells of 128 atoms)",
+        "data": json.load(open("data/urea_gfn2.json")),
+        "training": {"loss": "per-atom energy 1, forces 1, stress 1000 (MSE)", **best_validation(args.name)},
+        "heldout_errors": json.load(open("data/test_metrics.json")),
+        "gfn2_xtb": {"relaxed_cell_A": {"a": a, "c": c}, "elastic_method": xtb["method"],
+                     "elastic_C_GPa": xtb["C_GPa"], "elastic_combinations_GPa": xtb["combinations_GPa"]},
+        "mlipprops_vs_gfn2_xtb": xtb.get("comparison"),
+        "limits": ["GFN2-xTB level of theory, not experiment", "urea only (C, H, N, O in urea's bonding)",
+                   "classical nuclei", "interactions beyond 5 A (dispersion tail) only effectively"],
+    }
+    with open(args.out + ".tmp", "w") as f:
+        json.dump(card, f, indent=1)
+    os.replace(args.out + ".tmp", args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
