@@ -22,7 +22,8 @@ Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defa
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
 OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
 
-Usage:  python make_data.py relax|strain|md [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+Usage:  python make_data.py relax|strain|rigid|md [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+                                                   [--jobs N]
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -180,22 +182,30 @@ def md_frames(relaxed, model: str, work: str):
     return frames, notes
 
 
-def label_all(candidates, out: str, config_type: str):
-    """Label the candidates not yet in OUT (resume), appending each frame as it is done."""
+def _label_one(item):
+    fid, atoms, config_type = item
+    frame = label(atoms, config_type)
+    if frame is not None:
+        frame.info["frame_id"] = fid
+    return frame
+
+
+def label_all(candidates, out: str, config_type: str, jobs: int = 1):
+    """Label the candidates not yet in OUT (resume), appending frames in candidate order as they are done;
+    `jobs` processes side by side (one OpenMP thread each is the efficient choice then)."""
     done = set()
     if os.path.exists(out):
         done = {a.info.get("frame_id") for a in read(out, ":")}
     failed, t0 = 0, time.time()
-    todo = [(fid, a) for fid, a in candidates if fid not in done]
-    for k, (fid, atoms) in enumerate(todo):
-        frame = label(atoms, config_type)
-        if frame is None:
-            failed += 1
-            continue
-        frame.info["frame_id"] = fid
-        write(out, frame, format="extxyz", append=True)
-        if k % 20 == 0:
-            print(f"  {config_type}: {k + 1}/{len(todo)} labelled, {time.time() - t0:.0f} s", flush=True)
+    todo = [(fid, a, config_type) for fid, a in candidates if fid not in done]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for k, frame in enumerate(pool.map(_label_one, todo)):
+            if frame is None:
+                failed += 1
+                continue
+            write(out, frame, format="extxyz", append=True)
+            if k % 20 == 0:
+                print(f"  {config_type}: {k + 1}/{len(todo)} labelled, {time.time() - t0:.0f} s", flush=True)
     return {"candidates": len(candidates), "labelled_now": len(todo) - failed, "scf_failed": failed,
             "seconds": round(time.time() - t0, 1)}
 
@@ -206,7 +216,10 @@ def main():
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
-    p.add_argument("--model", help="md stage: the first model, proposing configurations")
+    p.add_argument("--model", help="md stage: the first model, proposing configurations (written to "
+                                   "md_candidates.extxyz, which a rerun labels without the model)")
+    p.add_argument("--jobs", type=int, default=1, help="labelling processes side by side")
+    p.add_argument("--propose-only", action="store_true", help="md stage: write the proposals, label later")
     args = p.parse_args()
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
@@ -223,16 +236,25 @@ def main():
     else:
         relaxed = read(os.path.join(out_dir, "relaxed.extxyz"))
         if args.stage == "strain":
-            info = label_all(strained_frames(relaxed, args.strained), args.out, "strain")
+            info = label_all(strained_frames(relaxed, args.strained), args.out, "strain", args.jobs)
         elif args.stage == "rigid":
-            info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid")
+            info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid", args.jobs)
         else:
-            if not args.model:
-                p.error("the md stage needs --model (a first model trained on the relax and strain stages)")
-            candidates, notes = md_frames(relaxed, args.model, out_dir)
-            info = label_all(candidates, args.out, "md") | {"runs": notes, "model": os.path.basename(args.model)}
+            proposals = os.path.join(out_dir, "md_candidates.extxyz")
+            if not os.path.exists(proposals):
+                if not args.model:
+                    p.error("the md stage needs --model (a first model trained on the stages before)")
+                candidates, notes = md_frames(relaxed, args.model, out_dir)
+                for fid, atoms in candidates:
+                    atoms.info["frame_id"] = fid
+                write(proposals + ".part", [a for _, a in candidates], format="extxyz")
+                os.replace(proposals + ".part", proposals)
+                manifest["md_proposals"] = {"runs": notes, "model": os.path.basename(args.model)}
+            candidates = [(a.info["frame_id"], a) for a in read(proposals, ":")]
+            info = {"proposed": len(candidates)} if args.propose_only else label_all(candidates, args.out, "md",
+                                                                                      args.jobs)
     info["wall_s"] = round(time.time() - t0, 1)
-    manifest[args.stage] = info
+    manifest[args.stage] = manifest.get(args.stage, {}) | info
     if os.path.exists(args.out):
         frames = read(args.out, ":")
         manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames) for t in ("strain", "rigid", "md")}
