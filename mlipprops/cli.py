@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target lateral cell length (A) when --supercell is not given (default: 3 x the "
                         "potential's reach, at least 14 A); the third axis, the interface normal, is 3x longer")
     g.add_argument("--run-steps", type=int, default=15000, help="coexistence steps per trial (15000)")
+    g.add_argument("--prepare-steps", type=int, default=3000, help="steps to equilibrate the crystal at each "
+                   "trial temperature, and to melt its upper half (3000 each)")
     g.add_argument("--ramp-steps", type=int, default=20000, help="steps of the heating and cooling ramps")
     g.add_argument("--nph-steps", type=int, default=20000, help="steps of the NPH two-phase run (0: skip)")
     g.add_argument("--max-trials", type=int, default=12, help="coexistence trials at most (12)")
@@ -288,6 +290,7 @@ def run_melt(args, system, out: str, started: float) -> None:
     timestep = args.timestep or (units.default_timestep * (1 if heavy_h else 0.5) if has_h
                                  else 2 * units.default_timestep)
     settings = MeltSettings(args.pressure, timestep, args.tmin, args.tmax, args.guess, args.ramp_steps,
+                            lattice_steps=args.prepare_steps, melt_steps=args.prepare_steps,
                             run_steps=args.run_steps, nph_steps=args.nph_steps, max_trials=args.max_trials,
                             target_error=args.target_error, seed=args.seed, order_cutoff=args.order_cutoff,
                             order_bonds=args.order_bonds,

@@ -33,6 +33,9 @@ SIZES = {  # Hydra overrides of training_module.model
 
 def split(data: str) -> tuple[int, int]:
     frames = read(data, ":")
+    current = [f"data/{n}.extxyz" for n in ("train", "test")]
+    if all(os.path.exists(f) and os.path.getmtime(f) >= os.path.getmtime(data) for f in current):
+        return tuple(len(read(f, ":")) for f in current)  # already split (runs side by side share it)
     train, test = [], []
     seen: dict[str, int] = {}
     for atoms in frames:
@@ -52,14 +55,18 @@ def main():
     p.add_argument("--size", choices=SIZES, default="medium")
     p.add_argument("--data", default="data/urea_gfn2.extxyz")
     p.add_argument("--max-minutes", type=float, help="stop training after this wall time (best epoch kept)")
+    p.add_argument("--outputs", default="outputs", help="folder of the training runs")
+    p.add_argument("--resume", help="a checkpoint to continue training from (its optimizer and schedule too)")
     p.add_argument("--no-deploy", action="store_true", help="train only (deploy later where torch 2.13 runs)")
     args = p.parse_args()
     n_train, n_test = split(args.data)
     print(f"{n_train} training + validation frames, {n_test} held out", flush=True)
     if args.name == "split":
         return
-    overrides = [f"trainer.max_epochs={args.epochs}", f"hydra.run.dir=outputs/{args.name}"]
+    overrides = [f"trainer.max_epochs={args.epochs}", f"hydra.run.dir={args.outputs}/{args.name}"]
     overrides += [f"training_module.model.{k}={v}" for k, v in SIZES[args.size].items()]
+    if args.resume:
+        overrides.append(f"++ckpt_path={os.path.abspath(args.resume)}")
     if args.max_minutes:
         m = int(args.max_minutes)
         overrides.append(f"+trainer.max_time=00:{m // 60:02d}:{m % 60:02d}:{int(60 * (args.max_minutes - m)):02d}")

@@ -1,0 +1,71 @@
+"""The bundled urea model (mlipprops/data/urea_allegro.*): it reproduces its own held-out GFN2-xTB frames through
+LAMMPS, the README's main job runs on it and gives the tetragonal tensor the model card reports, within 15 % of
+the direct GFN2-xTB calculation on the well-defined combinations, and says why C11 - C12 is marginal."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+from ase.io import read
+from ase.units import GPa
+
+from conftest import DATA, load, run_cli
+from mlipprops import examples, tensors
+from mlipprops.potential import Potential
+from mlipprops.properties.evaluate import single_point
+from mlipprops.system import System
+
+CARD = json.loads(resources.files("mlipprops.data").joinpath("urea_allegro.json").read_text())
+MODEL = examples.EXAMPLES["urea"].model_path()
+WELL_DEFINED = ("C33", "C13", "C44", "C66", "C11+C12", "bulk_reuss")
+
+
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_bundled_model_reproduces_gfn2_xtb_on_held_out_frames(backend, tmp_path):
+    """Frames the model never saw in training (a sample of its test set, GFN2-xTB labels): the deployed model,
+    run by LAMMPS, must reproduce them as well as the model card says."""
+    from mlipprops import plugin
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
+    frames = read(DATA / "urea_gfn2_heldout.extxyz", ":")
+    potential = Potential.from_model(MODEL, backend).with_types_for(["C", "H", "N", "O"], MODEL)
+    dE, dF, dS = [], [], []
+    for atoms in frames:
+        record = single_point(System(atoms, potential, "held-out frame"), None, str(tmp_path / "log.lammps"))
+        assert record["backend"] == backend
+        dE.append((record["energy"] - atoms.get_potential_energy()) / len(atoms))
+        dF.append(np.asarray(record["forces"]) - atoms.get_forces())
+        dS.append(np.asarray(record["stress_GPa"]) - tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa))
+    card = CARD["heldout_errors"]["all"]
+    assert np.abs(dF).mean() < 1.5 * card["forces_mae_eV_per_A"]
+    assert np.abs(dS).mean() < 2.0 * card["stress_mae_GPa"]
+    assert 1000 * np.abs(dE).mean() < max(2.0 * card["energy_mae_meV_per_atom"], 1.0)
+    # and the scale of the errors is that of a usable potential, not a broken deployment
+    assert np.abs(dF).mean() < 0.1 and np.abs(dS).mean() < 0.2
+
+
+@pytest.mark.slow
+def test_readme_main_job_gives_the_model_card_tensor(tmp_path):
+    proc = run_cli("elastic", "--example", "urea", "--quiet", "--out", tmp_path)
+    rec = load(tmp_path / "elastic.json")
+    C, C_err = np.array(rec["C"]), np.array(rec["C_err"])
+    # tetragonal (P-4 2_1 m, c along z): the symmetry-equivalent entries agree, the couplings that vanish do
+    assert C[0, 0] == pytest.approx(C[1, 1], abs=3 * C_err[0, 0] + 0.05)
+    assert C[0, 2] == pytest.approx(C[1, 2], abs=3 * C_err[0, 2] + 0.05)
+    assert C[3, 3] == pytest.approx(C[4, 4], abs=3 * C_err[3, 3] + 0.05)
+    assert np.abs(C[:3, 3:]).max() < 0.1 and abs(C[3, 4]) + abs(C[3, 5]) + abs(C[4, 5]) < 0.1
+    # the card was made with this command: its numbers are this run's
+    model = tensors.tetragonal_combinations(C)
+    for key, row in CARD["mlipprops_vs_gfn2_xtb"].items():
+        assert model[key] == pytest.approx(row["mlipprops_model"], abs=0.02), key
+    # the issue's acceptance: the well-defined combinations within 15 % of direct GFN2-xTB
+    xtb = CARD["gfn2_xtb"]["elastic_combinations_GPa"]
+    for key in WELL_DEFINED:
+        assert abs(model[key] / xtb[key] - 1) < 0.15, (key, model[key], xtb[key])
+    # C11 - C12 is soft (a shallow saddle in GFN2-xTB): reported with the strain named, not as a bare verdict
+    stability = rec["stability"]
+    if stability["verdict"] != "stable":
+        assert "e1" in stability["softest_strain_text"] and "e2" in stability["softest_strain_text"]
+        assert "soft strain" in proc.stdout and stability["verdict"].upper() in proc.stdout
