@@ -66,3 +66,24 @@ def test_next_temperatures_search_inside_the_bracket_without_repeats():
         trials += trials_for(1321.0, nxt, noise=1e-3)
     Tm, err = cx.melting_point(trials)
     assert Tm == pytest.approx(1321.0, abs=1.0)
+
+
+def test_order_cutoff_lies_in_the_widest_gap_between_neighbour_shells(datadir):
+    """fcc: the 12 nearest; diamond: 4; bcc: 8 + 6; urea's C sublattice (the molecules' centres): the 14 within
+    5.6 A, whose four shells lower symmetry splits (a first-shell-only rule took 6 and could not tell the liquid)."""
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    from mlipprops.properties.melt import shell_gap_cutoff
+    from mlipprops.structure import read_structure
+
+    urea = read_structure(str(datadir / "urea.cif"))
+    cases = {"fcc": (bulk("Cu", "fcc", a=3.6), 12), "diamond": (bulk("Si", "diamond", a=5.43), 4),
+             "bcc": (bulk("Fe", "bcc", a=2.87), 14), "urea C": (urea[urea.symbols == "C"], 14)}
+    for name, (atoms, coordination) in cases.items():
+        i, d = neighbor_list("id", atoms, 12.0)
+        cutoff = shell_gap_cutoff(d)
+        assert np.bincount(i[d < cutoff]).min() == coordination == np.bincount(i[d < cutoff]).max(), name
+    # fcc as before: between 1.1 x the first shell and the second
+    assert shell_gap_cutoff(neighbor_list("d", bulk("Cu", "fcc", a=3.6), 12.0)) == pytest.approx(
+        0.5 * (1.1 * 3.6 / 2 ** 0.5 + 3.6), abs=0.01)

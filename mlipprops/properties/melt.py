@@ -53,6 +53,21 @@ class MeltSettings:
     hydrogen_mass: float | None = None
 
 
+def shell_gap_cutoff(distances: np.ndarray, reach: float = 1.8) -> float:
+    """A neighbour cutoff in the widest gap between neighbour shells (relative to the shell radius) within
+    `reach` x the nearest distance: the first shell for fcc (12) and diamond (4), the 8 + 6 of bcc, and the 14
+    near neighbours of a molecular sublattice whose shells are split by the lower symmetry (urea's C atoms: 4 at
+    4.26, 2 at 4.68, 4 at 4.98, 4 at 5.56 A, then none before 7.27 A)."""
+    shells = np.unique(np.round(distances, 2))
+    shells = shells[shells <= reach * shells[0]] if (shells > reach * shells[0]).any() else shells
+    beyond = distances[distances > shells[-1] + 0.01]
+    radii = np.append(shells, beyond.min()) if beyond.size else shells
+    if len(radii) < 2:
+        return float(1.2 * radii[0])
+    k = np.argmax(radii[1:] / radii[:-1])
+    return float(0.5 * (1.1 * radii[k] + radii[k + 1]))  # room for thermal spread of the last shell inside
+
+
 def order_parameter(system: System, settings: MeltSettings) -> dict:
     """Cutoff and bond threshold of the solid-like criterion from the crystal itself."""
     from ase.neighborlist import neighbor_list
@@ -65,11 +80,7 @@ def order_parameter(system: System, settings: MeltSettings) -> dict:
             raise InputError(f"--order-species {settings.order_species}: no such atoms in {system.source}")
     sub = atoms[mask]
     i, d = neighbor_list("id", sub, 12.0)
-    d1 = d.min()
-    # first shell: distances within 10 % of the nearest; the cutoff halfway to the next shell
-    first = d <= 1.1 * d1
-    beyond = d[~first]
-    cutoff = settings.order_cutoff or (0.5 * (1.1 * d1 + beyond.min()) if beyond.size else 1.2 * d1)
+    cutoff = settings.order_cutoff or shell_gap_cutoff(d)
     z = np.bincount(i[d < cutoff], minlength=len(sub)).min()
     bonds = settings.order_bonds or max(3, int(round(0.6 * z)))
     group = "union all"
