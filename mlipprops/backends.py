@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlipprops.errors import InputError
+from mlipprops.potential import pair_commands
 
 BACKENDS = ("auto", "upstream", "plugin", "python")
 FIX_ID = "mlp_model"
@@ -38,14 +39,16 @@ def attach(engine, potential) -> str:
         if not engine.lmp.has_style("pair", "allegro"):
             raise InputError("--backend upstream: this LAMMPS has no pair_style allegro (build it with "
                              "build/build_lammps_hpc.py, or use --backend plugin)")
-        engine.command(f"pair_style allegro\npair_coeff * * {model.path} {elements}")
+        engine.command("\n".join(pair_commands("allegro", [f"* * {model.path} {elements}"],
+                                                potential.neighbor_cutoff)))
     elif backend == "plugin":
         from mlipprops import plugin
         try:
             plugin.load_into(engine.lmp)
         except RuntimeError as exc:
             raise InputError(str(exc))
-        engine.command(f"pair_style {plugin.STYLE}\npair_coeff * * {model.path} {elements}")
+        engine.command("\n".join(pair_commands(plugin.STYLE, [f"* * {model.path} {elements}"],
+                                                potential.neighbor_cutoff)))
     else:
         PythonModelForce(engine, potential).attach()
     return backend
@@ -59,12 +62,13 @@ class PythonModelForce:
 
         self.engine = engine
         self.model = DeployedModel(potential.model)
+        self.cutoff = max(potential.model.r_max, potential.neighbor_cutoff)
         # LAMMPS type t (1-based) -> index into the model's type_names
         self.type_map = np.array([0] + [potential.model.type_names.index(s) for s in potential.type_symbols])
 
     def attach(self) -> None:
         # pair_style zero gives LAMMPS a cutoff for neighbor/ghost bookkeeping; the model does its own edges
-        self.engine.command(f"pair_style zero {self.model.info.r_max!r}\npair_coeff * *\n"
+        self.engine.command(f"pair_style zero {self.cutoff!r}\npair_coeff * *\n"
                             f"fix {FIX_ID} all external pf/callback 1 1\n"
                             f"fix_modify {FIX_ID} energy yes virial yes")
         self.engine.lmp.set_fix_external_callback(FIX_ID, self.callback, None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ase.data import atomic_numbers
 
@@ -36,6 +36,9 @@ class Potential:
     extra_commands: tuple[str, ...] = field(default=())
     model: ModelInfo | None = None  # a deployed NequIP/Allegro model (see backends.py for how it runs)
     backend: str = "auto"
+    # analysis computes that need neighbours beyond the potential's reach (LAMMPS builds neighbour lists from the
+    # pair cutoff): the pair style is overlaid with `pair_style zero` at this cutoff
+    neighbor_cutoff: float = 0.0
 
     @classmethod
     def from_options(cls, pair_style: str, pair_coeffs: list[str], units: str = "metal",
@@ -83,12 +86,10 @@ class Potential:
         if missing:
             raise InputError(f"element(s) {', '.join(missing)} in {source} are not covered by the potential "
                              f"(its types: {', '.join(order)}): use a potential for these elements")
-        return Potential(self.pair_style, self.pair_coeffs, self.units, tuple(order), self.extra_commands,
-                         self.model, self.backend)
+        return replace(self, type_symbols=tuple(order))
 
     def commands(self) -> list[str]:
-        return [f"pair_style {self.pair_style}", *(f"pair_coeff {c}" for c in self.pair_coeffs),
-                *self.extra_commands]
+        return [*pair_commands(self.pair_style, self.pair_coeffs, self.neighbor_cutoff), *self.extra_commands]
 
     def describe(self) -> dict:
         record = {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeffs), "units": self.units.name,
@@ -97,6 +98,17 @@ class Potential:
             record["model"] = self.model.describe()
             record["backend"] = self.backend
         return record
+
+
+def pair_commands(pair_style: str, pair_coeffs, neighbor_cutoff: float = 0.0) -> list[str]:
+    """pair_style + pair_coeff lines; with a neighbor_cutoff, the style overlaid with a zero pair style that far
+    (hybrid/overlay: each pair_coeff names its sub-style after the two type fields)."""
+    if not neighbor_cutoff:
+        return [f"pair_style {pair_style}", *(f"pair_coeff {c}" for c in pair_coeffs)]
+    name = pair_style.split()[0]
+    coeffs = [" ".join(c.split()[:2] + [name] + c.split()[2:]) for c in pair_coeffs]
+    return [f"pair_style hybrid/overlay {pair_style} zero {neighbor_cutoff!r}",
+            *(f"pair_coeff {c}" for c in coeffs), "pair_coeff * * zero"]
 
 
 def _is_number(token: str) -> bool:

@@ -69,3 +69,23 @@ def test_readme_main_job_gives_the_model_card_tensor(tmp_path):
     if stability["verdict"] != "stable":
         assert "e1" in stability["softest_strain_text"] and "e2" in stability["softest_strain_text"]
         assert "soft strain" in proc.stdout and stability["verdict"].upper() in proc.stdout
+
+
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
+    """The melting order parameter on urea's C sublattice needs neighbours to 6.7 A, past r_max = 5 A: the model is
+    then overlaid with a zero pair style that far. Energy, forces and stress must not move."""
+    from dataclasses import replace
+
+    from mlipprops import plugin
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
+    atoms = read(DATA / "urea_gfn2_heldout.extxyz", "0")
+    potential = Potential.from_model(MODEL, backend).with_types_for(["C", "H", "N", "O"], MODEL)
+    plain = single_point(System(atoms, potential, "frame"), None, str(tmp_path / "a.lammps"))
+    wide = single_point(System(atoms, replace(potential, neighbor_cutoff=6.7), "frame"), None,
+                        str(tmp_path / "b.lammps"))
+    assert "hybrid/overlay" in (tmp_path / "b.lammps").read_text() or backend == "python"
+    assert wide["energy"] == pytest.approx(plain["energy"], abs=1e-8)
+    assert np.abs(np.array(wide["forces"]) - plain["forces"]).max() < 1e-9
+    assert np.abs(np.array(wide["stress_GPa"]) - plain["stress_GPa"]).max() < 1e-9

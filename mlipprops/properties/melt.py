@@ -14,7 +14,7 @@ Every trial is checkpointed; a rerun of the same command skips finished trials.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -178,6 +178,11 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     """Run on every rank; returns the result record on world rank 0, None elsewhere."""
     s = settings
     order = order_parameter(system, s)
+    model = system.potential.model
+    if model is not None and order["cutoff"] > model.r_max:
+        # LAMMPS' orientorder/atom takes neighbours from the pair style's list (a molecular sublattice reaches
+        # past a model's r_max): widen that list, not the model
+        system = replace(system, potential=replace(system.potential, neighbor_cutoff=order["cutoff"]))
     engine = system.open_engine(groups.comm, log_path)
     if relax_settings is not None:
         relax(engine, relax_settings)

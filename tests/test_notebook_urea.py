@@ -1,0 +1,60 @@
+"""The urea notebook end to end on the bundled model: relax, elastic at 0 K and at 300 K, melt, on small settings
+(seconds to minutes each), then the notebook reads the four JSON files and prints numbers that are theirs."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import execute_notebook, load, run_cli
+
+pytestmark = pytest.mark.slow
+
+FLOAT = r"([-+]?\d+\.\d+)"
+# a 256-atom two-phase cell and ps runs: far too short for a converged T_m, long enough for the solid to grow well
+# below it and melt well above it, which is what the notebook needs
+MELT = ("melt", "--example", "urea", "--quiet", "--supercell", "2", "2", "4", "--hydrogen-mass", "4",
+        "--tmin", "150", "--tmax", "800", "--ramp-steps", "2000", "--prepare-steps", "300", "--run-steps", "800",
+        "--nph-steps", "0", "--max-trials", "4", "--target-error", "50")
+
+
+@pytest.fixture(scope="module")
+def urea_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("urea")
+    run_cli("relax", "--example", "urea", "--quiet", "--out", out / "relax")
+    run_cli("elastic", "--example", "urea", "--quiet", "--out", out / "elastic")
+    run_cli("elastic", "--example", "urea", "--quiet", "--supercell", "2", "2", "2", "--temperature", "300",
+            "--equil-steps", "400", "--run-steps", "1200", "--born-every", "40", "--out", out / "elastic_300K")
+    run_cli(*MELT, "--out", out / "melt")
+    return out
+
+
+def test_urea_notebook(monkeypatch, urea_dir):
+    relax, el0 = load(urea_dir / "relax" / "relax.json"), load(urea_dir / "elastic" / "elastic.json")
+    elT, melt = load(urea_dir / "elastic_300K" / "elastic.json"), load(urea_dir / "melt" / "melt.json")
+    text, figures = execute_notebook("urea.ipynb", {"MLIPPROPS_UREA_DIR": urea_dir}, monkeypatch)
+
+    assert f"read {urea_dir}" in text
+    a = re.search(r"a \(A\)\s+" + FLOAT, text)
+    assert float(a.group(1)) == pytest.approx(relax["lattice"][0], abs=1e-4)
+    c33 = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT, text)  # model, GFN2-xTB
+    assert float(c33.group(1)) == pytest.approx(np.array(el0["C"])[2, 2], abs=0.01)
+    assert f"Born stability: {el0['stability']['verdict']}" in text
+    m = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT + r" ±", text)  # the 0 K vs 300 K table
+    assert float(m.group(2)) == pytest.approx(np.array(elT["C"])[2, 2], abs=0.01)
+    t = re.search(r"T_m = " + FLOAT + r" ± " + FLOAT + r" K .*molecules intact: (\w+)", text)
+    assert float(t.group(1)) == pytest.approx(melt["T_m"], abs=0.051)
+    assert t.group(3) == str(melt["molecules_intact"])
+    assert len(re.findall(r"T = +" + FLOAT + r" K +growth", text)) == len(melt["trials"])
+    assert figures == 4  # heat map, Young's modulus, 0 K vs T bars, growth rates
+
+
+def test_urea_melt_keeps_molecules_and_brackets(urea_dir):
+    melt = load(urea_dir / "melt" / "melt.json")
+    assert melt["molecules_intact"] is True
+    assert melt["order_parameter"]["group"] == "type 1"  # the C sublattice (C is type 1 of C H N O)
+    assert melt["order_parameter"]["coordination"] == 14
+    verdicts = {t["verdict"] for t in melt["trials"]}
+    assert {"solid grows", "solid melts"} <= verdicts
+    assert 150 < melt["T_m"] < 800 and melt["T_m_err"] > 0
