@@ -95,13 +95,13 @@ def born_eigenvalues(C: np.ndarray) -> np.ndarray:
 
 
 VOIGT_NAMES = ("e1", "e2", "e3", "e4", "e5", "e6")
-MARGINAL_RATIO = 0.01  # softest / stiffest eigenvalue below this: a soft strain, reported as marginal
+MARGINAL_RATIO = 0.05  # softest / stiffest eigenvalue below this (20x softer): a soft strain, 'marginal'
 
 
 def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
     """Born stability with the soft direction named: the smallest eigenvalue of the Voigt matrix, its strain
     (eigenvector) and a verdict. 'unstable': the eigenvalue is below zero by more than 3 error bars;
-    'marginal': within 3 error bars of zero, or positive but under 1 % of the stiffest eigenvalue (a soft
+    'marginal': within 3 error bars of zero, or positive but under 5 % of the stiffest eigenvalue (a soft
     mode: the crystal is close to a symmetry-lowering instability, and everything that divides by this
     eigenvalue -- compliance, Reuss and Hill moduli, Young's modulus along that strain -- is ill-determined);
     'stable' otherwise. The eigenvalue's error is first-order perturbation theory: sum_ij (v_i v_j s_ij)^2."""

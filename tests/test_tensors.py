@@ -100,12 +100,13 @@ def test_stability_names_the_soft_strain_and_weighs_its_error():
     assert s["softest_strain_text"] == "0.71 e1 - 0.71 e2"
     # first-order error of the eigenvalue along (1, -1)/sqrt(2): sqrt(4 * (0.5 * 0.2)^2) = 0.2
     assert s["softest_eigenvalue_err"] == pytest.approx(0.2)
-    # the same crystal with C11 - C12 = -2 GPa: unstable; with 5 GPa: stable (C66 = 1.5 of ~100 is no soft mode)
+    # the same crystal with C11 - C12 = -2 GPa: unstable; with 8 GPa and C66 = 5.5: stable, softest along e6
     assert tensors.stability(tetragonal(20.0, 22.0, 25.0, 50.0, 6.0, 1.5), err)["verdict"] == "unstable"
-    stable = tensors.stability(tetragonal(25.0, 20.0, 25.0, 50.0, 6.0, 1.5), err)
+    stable = tensors.stability(tetragonal(28.0, 20.0, 25.0, 50.0, 6.0, 5.5), err)
     assert stable["verdict"] == "stable" and stable["softest_strain_text"] == "1.00 e6"
-    # a tiny positive eigenvalue with no error given is still marginal (under 1 % of the stiffest)
-    assert tensors.stability(tetragonal(20.0, 19.9, 25.0, 50.0, 6.0, 1.5))["verdict"] == "marginal"
+    # a positive eigenvalue far outside its error but 20x below the stiffest (~90 here) is still marginal
+    soft = tensors.stability(tetragonal(25.0, 20.0, 25.0, 50.0, 6.0, 1.5), err)
+    assert soft["verdict"] == "marginal" and soft["softest_strain_text"] == "1.00 e6"
 
 
 def test_tetragonal_combinations_reuss_bulk_is_the_hydrostatic_modulus():

@@ -2,7 +2,7 @@
 """Errors of a deployed urea model against GFN2-xTB on held-out frames, evaluated the way users run it: through
 mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is not built).
 
-Prints and writes (--json) per kind of frame (strain, md) and overall: energy MAE (meV/atom), force MAE and RMSE
+Prints and writes (--json) per kind of frame (strain, md) and overall: energy MAE (meV/atom; also its mean and spread), force MAE and RMSE
 (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames.
 
 Usage:  python evaluate_model.py MODEL.nequip.pth [--frames data/test.extxyz] [--json metrics.json]
@@ -42,6 +42,7 @@ def errors(model: str, frames) -> dict:
         df = np.concatenate([x[1].ravel() for x in r])
         ds = np.concatenate([x[2] for x in r])
         out[kind] = {"frames": len(r), "energy_mae_meV_per_atom": 1000 * np.abs(de).mean(),
+                     "energy_mean_error_meV_per_atom": 1000 * de.mean(), "energy_std_meV_per_atom": 1000 * de.std(),
                      "forces_mae_eV_per_A": np.abs(df).mean(), "forces_rmse_eV_per_A": np.sqrt((df ** 2).mean()),
                      "stress_mae_GPa": np.abs(ds).mean(), "stress_rmse_GPa": np.sqrt((ds ** 2).mean())}
     return out
@@ -55,7 +56,8 @@ def main():
     args = p.parse_args()
     result = errors(args.model, read(args.frames, ":"))
     for kind, e in result.items():
-        print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom, "
+        print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom "
+              f"(mean {e['energy_mean_error_meV_per_atom']:+.2f}, spread {e['energy_std_meV_per_atom']:.2f}), "
               f"F MAE {e['forces_mae_eV_per_A']:.3f} RMSE {e['forces_rmse_eV_per_A']:.3f} eV/A, "
               f"stress MAE {e['stress_mae_GPa']:.3f} RMSE {e['stress_rmse_GPa']:.3f} GPa")
     if args.json:
