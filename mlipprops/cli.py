@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nph-steps", type=int, default=20000, help="steps of the NPH two-phase run (0: skip)")
     g.add_argument("--max-trials", type=int, default=12, help="coexistence trials at most (12)")
     g.add_argument("--target-error", type=float, default=5.0, help="stop when T_m is known to this (K)")
-    g.add_argument("--order-species", help="molecular crystals: an element with one atom per molecule: the order parameter "
-                                           "is computed on that sublattice (default: the one nearest the "
-                                           "molecule's centre of mass, C of urea)")
+    g.add_argument("--order-species", help="molecular crystals: an element with one atom per molecule, whose "
+                                           "sublattice carries the order parameter (default: the one nearest "
+                                           "the molecule's centre of mass, C of urea)")
     g.add_argument("--order-cutoff", type=float, default=0.0, help="neighbour cutoff of the order parameter")
     g.add_argument("--order-bonds", type=int, default=0, help="aligned neighbours that make an atom solid-like")
     g.add_argument("--groups", type=int, help="MPI task groups (default: as many trials as fit side by side)")

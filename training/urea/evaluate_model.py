@@ -2,8 +2,8 @@
 """Errors of a deployed urea model against GFN2-xTB on held-out frames, evaluated the way users run it: through
 mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is not built).
 
-Prints and writes (--json) per kind of frame (strain, md) and overall: energy MAE (meV/atom; also its mean and spread), force MAE and RMSE
-(eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames.
+Prints and writes (--json) per kind of frame (strain, rigid, md) and overall: energy MAE (meV/atom; also its mean
+and spread), force MAE and RMSE (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames.
 
 Usage:  python evaluate_model.py MODEL.nequip.pth [--frames data/test.extxyz] [--json metrics.json]
 """

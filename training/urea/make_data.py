@@ -113,7 +113,8 @@ def strained_frames(relaxed, n: int):
 def rigid_frames(relaxed, n: int):
     """Molecules moved as rigid bodies: cell scaled from 4 % compressed to 18 % expanded (linear; the molecular
     centres follow, bond lengths do not), random rotations (sigma 2-10 deg) and shifts (sigma 0.05-0.25 A) of
-    each molecule (redrawn where molecules overlap), a small rattle on top: the intermolecular energy landscape, from contact to dissociation."""
+    each molecule (redrawn where molecules overlap), a small rattle on top: the intermolecular energy landscape,
+    from contact to dissociation."""
     from scipy.spatial.transform import Rotation
 
     from mlipprops.molecules import composition, molecule_labels
@@ -225,8 +226,8 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = args.out.rsplit(".", 1)[0] + ".json"
     manifest = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {}
-    import tblite
-    manifest.update({"method": "GFN2-xTB", "code": f"tblite {getattr(tblite, '__version__', '?')}",
+    from importlib.metadata import version
+    manifest.update({"method": "GFN2-xTB", "code": f"tblite {version('tblite')}",
                      "supercell": list(REPEAT), "seed": SEED})
     t0 = time.time()
     if args.stage == "relax":
