@@ -58,10 +58,10 @@ def shell_gap_cutoff(distances: np.ndarray, reach: float = 1.8) -> float:
     `reach` x the nearest distance: the first shell for fcc (12) and diamond (4), the 8 + 6 of bcc, and the 14
     near neighbours of a molecular sublattice whose shells are split by the lower symmetry (urea's C atoms: 4 at
     4.26, 2 at 4.68, 4 at 4.98, 4 at 5.56 A, then none before 7.27 A)."""
-    shells = np.unique(np.round(distances, 2))
-    shells = shells[shells <= reach * shells[0]] if (shells > reach * shells[0]).any() else shells
-    beyond = distances[distances > shells[-1] + 0.01]
-    radii = np.append(shells, beyond.min()) if beyond.size else shells
+    d = np.sort(distances)
+    radii = d[np.r_[True, np.diff(d) > 0.01]]  # each shell by its nearest member
+    if (radii > reach * radii[0]).any():  # keep the shells within reach, and the first one beyond
+        radii = radii[:np.argmax(radii > reach * radii[0]) + 1]
     if len(radii) < 2:
         return float(1.2 * radii[0])
     k = np.argmax(radii[1:] / radii[:-1])
