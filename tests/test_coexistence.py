@@ -82,8 +82,8 @@ def test_order_cutoff_lies_in_the_widest_gap_between_neighbour_shells(datadir):
              "bcc": (bulk("Fe", "bcc", a=2.87), 14), "urea C": (urea[urea.symbols == "C"], 14)}
     for name, (atoms, coordination) in cases.items():
         i, d = neighbor_list("id", atoms, 12.0)
-        cutoff = shell_gap_cutoff(d)
+        cutoff = shell_gap_cutoff(i, d)
         assert np.bincount(i[d < cutoff]).min() == coordination == np.bincount(i[d < cutoff]).max(), name
     # fcc as before: between 1.1 x the first shell and the second
-    assert shell_gap_cutoff(neighbor_list("d", bulk("Cu", "fcc", a=3.6), 12.0)) == pytest.approx(
+    assert shell_gap_cutoff(*neighbor_list("id", bulk("Cu", "fcc", a=3.6), 12.0)) == pytest.approx(
         0.5 * (1.1 * 3.6 / 2 ** 0.5 + 3.6), abs=0.01)

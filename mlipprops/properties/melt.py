@@ -53,19 +53,24 @@ class MeltSettings:
     hydrogen_mass: float | None = None
 
 
-def shell_gap_cutoff(distances: np.ndarray, reach: float = 1.8) -> float:
+def shell_gap_cutoff(centres: np.ndarray, distances: np.ndarray, reach: float = 1.8) -> float:
     """A neighbour cutoff in the widest gap between neighbour shells (relative to the shell radius) within
     `reach` x the nearest distance: the first shell for fcc (12) and diamond (4), the 8 + 6 of bcc, and the 14
     near neighbours of a molecular sublattice whose shells are split by the lower symmetry (urea's C atoms: 4 at
-    4.26, 2 at 4.68, 4 at 4.98, 4 at 5.56 A, then none before 7.27 A)."""
+    4.26, 2 at 4.68, 4 at 4.98, 4 at 5.56 A, then none before 7.27 A). Where that does not give every atom the
+    same count (no clean shells: a glass, a liquid), halfway from 1.1 x the nearest distance to the next one."""
     d = np.sort(distances)
     radii = d[np.r_[True, np.diff(d) > 0.01]]  # each shell by its nearest member
     if (radii > reach * radii[0]).any():  # keep the shells within reach, and the first one beyond
         radii = radii[:np.argmax(radii > reach * radii[0]) + 1]
-    if len(radii) < 2:
-        return float(1.2 * radii[0])
-    k = np.argmax(radii[1:] / radii[:-1])
-    return float(0.5 * (1.1 * radii[k] + radii[k + 1]))  # room for thermal spread of the last shell inside
+    if len(radii) >= 2:
+        k = np.argmax(radii[1:] / radii[:-1])
+        cutoff = float(0.5 * (1.1 * radii[k] + radii[k + 1]))  # room for thermal spread of the last shell inside
+        counts = np.bincount(centres[distances < cutoff])
+        if counts.min() == counts.max():
+            return cutoff
+    beyond = d[d > 1.1 * d[0]]
+    return float(0.5 * (1.1 * d[0] + beyond.min())) if beyond.size else float(1.2 * d[0])
 
 
 def order_parameter(system: System, settings: MeltSettings) -> dict:
@@ -80,7 +85,7 @@ def order_parameter(system: System, settings: MeltSettings) -> dict:
             raise InputError(f"--order-species {settings.order_species}: no such atoms in {system.source}")
     sub = atoms[mask]
     i, d = neighbor_list("id", sub, 12.0)
-    cutoff = settings.order_cutoff or shell_gap_cutoff(d)
+    cutoff = settings.order_cutoff or shell_gap_cutoff(i, d)
     z = np.bincount(i[d < cutoff], minlength=len(sub)).min()
     bonds = settings.order_bonds or max(3, int(round(0.6 * z)))
     group = "union all"
