@@ -15,8 +15,8 @@ FLOAT = r"([-+]?\d+\.\d+)"
 # a 256-atom two-phase cell and ps runs: far too short for a converged T_m, long enough for the solid to grow well
 # below it and melt well above it, which is what the notebook needs
 MELT = ("melt", "--example", "urea", "--quiet", "--no-relax", "--supercell", "2", "2", "4", "--hydrogen-mass", "4",
-        "--tmin", "200", "--tmax", "1000", "--ramp-steps", "2000", "--prepare-steps", "300", "--run-steps", "800",
-        "--nph-steps", "0", "--max-trials", "4", "--target-error", "50")
+        "--tmin", "200", "--tmax", "1000", "--ramp-steps", "4000", "--prepare-steps", "300", "--run-steps", "800",
+        "--nph-steps", "0", "--max-trials", "5", "--target-error", "50")
 
 
 @pytest.fixture(scope="module")
