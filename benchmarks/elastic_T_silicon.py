@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from report import write_report  # benchmarks/report.py (scripts run from this folder)
+from report import timed_cli, write_report  # benchmarks/report.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("born", "deformation", "fluctuation")
@@ -121,15 +117,7 @@ def run_method(method: str, args, work: Path) -> dict:
            "--seed", str(args.seed), "--out", str(out), "--quiet", "--no-resume"]
     if np_ > 1:
         cmd += ["--np", str(np_)]
-    print(f"[{method}] {' '.join(cmd[2:])}", flush=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{method} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, stderr = timed_cli(cmd, method)
     rec = json.loads((out / "elastic.json").read_text())
     C, C_err = np.array(rec["C"]), np.array(rec["C_err"])
     stages = stage_times(out)
@@ -169,7 +157,7 @@ def run_method(method: str, args, work: Path) -> dict:
               "cubic": avg, "C": C.tolist(), "C_err": C_err.tolist(), "moduli": rec["moduli"],
               "mean_lattice_A": [x / 3 for x in a], "NkT_over_V_GPa": nkt_v, "cost_for_target_error": cost,
               "cpu_s_gpa2": efficiency,
-              "stderr": proc.stderr.strip()}
+              "stderr": stderr.strip()}
     if method == "fluctuation":
         result["thermalized"] = rec["md"].get("thermalized")
     if args.keep:

@@ -31,17 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from report import write_report  # benchmarks/report.py (scripts run from this folder)
+from report import timed_cli, write_report  # benchmarks/report.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED = (1315.0, 1327.0)       # K, published range for Cu_mishin1
@@ -58,15 +54,7 @@ def run_one(seed: int, args, work: Path) -> dict:
            "--out", str(out), "--quiet", "--no-resume"]
     if args.cell_length:
         cmd += ["--cell-length", f"{args.cell_length:g}"]
-    print(f"[seed {seed}] {' '.join(cmd[2:])}", flush=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"seed {seed} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, _ = timed_cli(cmd, f"seed {seed}")
     rec = json.loads((out / "melt.json").read_text())
     Tm, err = rec["T_m"], rec["T_m_err"]
     ramp = rec["heating_ramp"]

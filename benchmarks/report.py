@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,3 +19,17 @@ def write_report(path: str, doc: dict) -> Path:
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"written: {out}")
     return out
+
+
+def timed_cli(cmd: list[str], label: str) -> tuple[float, float, str]:
+    """Run an mlipprops command single-threaded; its wall time, the CPU time of it and its children (s), its stderr.
+    Exits with the command's output if it fails."""
+    print(f"[{label}] {' '.join(cmd[2:])}", flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stderr
