@@ -5,57 +5,88 @@
 - a Python fallback: `fix external` calling the model through torch on the whole periodic cell, for machines
   without a compiler. Correct on any number of ranks (every rank gathers all atoms and evaluates the full cell,
   so it does not scale with ranks), and an independent implementation to check the plugin against.
+
+A strictly local model (Allegro) runs in the ghost-atom convention and decomposes over ranks. Any other model
+(NequIP passes messages through neighbours of neighbours, which ghost atoms without their own edges get wrong)
+runs in the plugin on a periodic graph, which needs all atoms on one rank, or in the Python fallback.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from mlipprops import tensors
 from mlipprops.errors import InputError
 from mlipprops.potential import pair_commands
 
 BACKENDS = ("auto", "upstream", "plugin", "python")
 FIX_ID = "mlp_model"
+ERROR_VARIABLE = "mlp_model_error"
 
 
-def choose(engine, requested: str) -> str:
-    if requested != "auto":
-        return requested
+def choose(engine, potential) -> str:
+    """The backend for this engine: the requested one if it can evaluate the model right here, else refused."""
     from mlipprops import plugin
 
-    if engine.lmp.has_style("pair", "allegro"):
-        return "upstream"
-    return "plugin" if plugin.find() and not plugin.stale_reason() else "python"
+    model, requested, ranks = potential.model, potential.backend, engine.comm.Get_size()
+    one_rank_only = not model.local
+    if requested == "auto":
+        if model.local and engine.lmp.has_style("pair", "allegro"):
+            return "upstream"
+        if plugin.find() and not plugin.stale_reason() and not (one_rank_only and ranks > 1):
+            return "plugin"
+        return "python"
+    if requested == "upstream" and not model.local:
+        raise InputError(f"--backend upstream: pair_style allegro evaluates strictly local (Allegro) models, and "
+                         f"{model.path} is {_kind(model)}: use --backend plugin or python")
+    if requested == "plugin" and one_rank_only and ranks > 1:
+        raise InputError(f"--backend plugin: {model.path} is {_kind(model)}, which the plugin evaluates on a "
+                         f"periodic graph of all atoms on one rank, but this LAMMPS instance has {ranks}: use "
+                         "--groups with one rank per group, or --backend python")
+    return requested
 
 
-def attach(engine, potential) -> str:
-    """Define the potential on an open engine; returns the backend used."""
+def _kind(model) -> str:
+    return "a NequIP (message-passing) model" if model.architecture == "nequip" else \
+        "a model of unknown architecture (not Allegro)"
+
+
+def attach(engine, potential):
+    """Define the potential on an open engine. Returns (backend name, the Python model force or None)."""
     model = potential.model
     if model is None:
         engine.command("\n".join(potential.commands()))
-        return "lammps"
-    backend = choose(engine, potential.backend)
+        return "lammps", None
+    backend = choose(engine, potential)
     elements = " ".join(potential.type_symbols)
+    coeff = [f"* * {model.path} {elements}"]
     if backend == "upstream":
         if not engine.lmp.has_style("pair", "allegro"):
             raise InputError("--backend upstream: this LAMMPS has no pair_style allegro (build it with "
                              "build/build_lammps_hpc.py, or use --backend plugin)")
-        engine.command("\n".join(pair_commands("allegro", [f"* * {model.path} {elements}"],
-                                                potential.neighbor_cutoff)))
+        engine.command("\n".join(pair_commands("allegro", coeff, potential.neighbor_cutoff)))
     elif backend == "plugin":
         from mlipprops import plugin
         try:
             plugin.load_into(engine.lmp)
         except RuntimeError as exc:
             raise InputError(str(exc))
-        engine.command("\n".join(pair_commands(plugin.STYLE, [f"* * {model.path} {elements}"],
-                                                potential.neighbor_cutoff)))
+        graph = "local" if model.local else "periodic"
+        engine.command("\n".join(pair_commands(f"{plugin.STYLE} {graph}", coeff, potential.neighbor_cutoff)))
     else:
-        PythonModelForce(engine, potential).attach()
-    return backend
+        force = PythonModelForce(engine, potential)
+        force.attach()
+        return backend, force
+    return backend, None
 
 
 class PythonModelForce:
-    """fix external + torch: every rank gathers the cell, evaluates the model, keeps its own atoms' forces."""
+    """fix external + torch: every rank gathers the cell, evaluates the model, keeps its own atoms' forces.
+
+    Python exceptions inside a ctypes callback are printed and swallowed, so the callback records any exception
+    (a failing model, Ctrl-C), zeroes nothing silently: it sets a LAMMPS variable that `fix halt` turns into a
+    LAMMPS error at the end of the step, and the engine re-raises the recorded exception (`raise_pending`).
+    While Born sampling is on (MD with the born method), every `born_every`-th step also gets the Born matrix
+    of the model by finite differences in Python: LAMMPS' compute born/matrix cannot see a fix's virial."""
 
     def __init__(self, engine, potential):
         from mlipprops.torch_model import DeployedModel
@@ -65,27 +96,67 @@ class PythonModelForce:
         self.cutoff = max(potential.model.r_max, potential.neighbor_cutoff)
         # LAMMPS type t (1-based) -> index into the model's type_names
         self.type_map = np.array([0] + [potential.model.type_names.index(s) for s in potential.type_symbols])
+        self.error: BaseException | None = None
+        self.born_every, self.born_delta, self.born_rows = 0, 0.0, {}
 
     def attach(self) -> None:
         # pair_style zero gives LAMMPS a cutoff for neighbor/ghost bookkeeping; the model does its own edges
         self.engine.command(f"pair_style zero {self.cutoff!r}\npair_coeff * *\n"
                             f"fix {FIX_ID} all external pf/callback 1 1\n"
-                            f"fix_modify {FIX_ID} energy yes virial yes")
+                            f"fix_modify {FIX_ID} energy yes virial yes\n"
+                            f"variable {ERROR_VARIABLE} internal 0\n"
+                            f"fix mlp_model_halt all halt 1 v_{ERROR_VARIABLE} > 0.5 error hard message no")
         self.engine.lmp.set_fix_external_callback(FIX_ID, self.callback, None)
 
-    def callback(self, _ctx, _step, nlocal, tag, x, f):
+    def raise_pending(self) -> None:
+        """After a LAMMPS call: the exception the callback recorded, if any."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            self.engine.lmp.set_internal_variable(ERROR_VARIABLE, 0.0)
+            raise error
+
+    def start_born(self, every: int, delta: float) -> None:
+        self.born_every, self.born_delta, self.born_rows = int(every), float(delta), {}
+
+    def stop_born(self) -> np.ndarray:
+        """The Born matrices sampled since start_born: rows of step + 21 values (compute born/matrix layout)."""
+        rows = [[step, *values] for step, values in sorted(self.born_rows.items())]
+        self.born_every, self.born_rows = 0, {}
+        return np.array(rows).reshape(-1, 22)
+
+    def callback(self, _ctx, step, nlocal, tag, x, f):
+        lmp, comm = self.engine.lmp, self.engine.comm
+        failed = 0.0
+        try:
+            if self.error is None:
+                self._evaluate(step, nlocal, tag, x, f)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by raise_pending after the LAMMPS call
+            self.error = exc
+            failed = 1.0
+        if comm.Get_size() > 1:  # fix halt must see the same value on every rank
+            from mpi4py import MPI
+            failed = comm.allreduce(failed, op=MPI.MAX)
+        if failed:
+            f[:nlocal] = 0.0
+            lmp.set_internal_variable(ERROR_VARIABLE, 1.0)
+
+    def _evaluate(self, step, nlocal, tag, x, f) -> None:
         lmp, comm = self.engine.lmp, self.engine.comm
         types = lmp.numpy.extract_atom("type")[:nlocal]
         mine = (np.asarray(tag[:nlocal], np.int64), np.asarray(x[:nlocal], float), np.asarray(types, np.int64))
-        parts = comm.allgather(mine) if comm is not None and comm.Get_size() > 1 else [mine]
+        parts = comm.allgather(mine) if comm.Get_size() > 1 else [mine]
         tags = np.concatenate([p[0] for p in parts])
         order = np.argsort(tags)
         pos = np.concatenate([p[1] for p in parts])[order]
         typ = self.type_map[np.concatenate([p[2] for p in parts])[order]]
-        energy, forces, virial = self.model(pos, self.engine.cell(), typ)
+        cell = self.engine.cell()
+        energy, forces, virial = self.model(pos, cell, typ)
         index = np.searchsorted(tags[order], mine[0])
         f[:nlocal] = forces[index]
         lmp.fix_external_set_energy_global(FIX_ID, energy)
         # the GLOBAL virial on every rank: this LAMMPS divides it by the number of ranks (FACTS.md)
         lmp.fix_external_set_virial_global(FIX_ID, [float(virial[a, b]) for a, b in
                                                     ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))])
+        if self.born_every and step % self.born_every == 0:
+            B = self.model.born_matrix(pos, cell, typ, self.born_delta)
+            self.born_rows[int(step)] = tensors.born_to_row(B)

@@ -16,11 +16,8 @@ import numpy as np
 
 from mlipprops.errors import LammpsError
 from mlipprops.potential import Potential, potentials_folder
-from mlipprops.tensors import voigt_to_stress
+from mlipprops.tensors import LAMMPS_TO_VOIGT, voigt_to_stress
 from mlipprops.units import Units
-
-# LAMMPS pressure compute vector order is xx yy zz xy xz yz; mlipprops' Voigt order is xx yy zz yz xz xy.
-_LAMMPS_TO_VOIGT = [0, 1, 2, 5, 4, 3]
 
 
 def template(name: str, **values) -> str:
@@ -74,6 +71,7 @@ class Engine:
         from mpi4py import MPI
         self.comm = comm or MPI.COMM_WORLD
         self.backend = None
+        self.python_model = None  # the fix-external model force of the Python backend
         self.natoms = 0
         self._thermo_every = thermo_every
 
@@ -83,8 +81,12 @@ class Engine:
         try:
             self.lmp.commands_string(text)
         except Exception as exc:
+            if self.python_model is not None:
+                self.python_model.raise_pending()  # the model's own exception, which stopped LAMMPS
             message = re.sub(r"^ERROR( on proc \d+)?: | \(src/[^)]*\)$", "", str(exc).split("\n")[0].strip().strip("'\""))
             raise LammpsError(f"LAMMPS: {message}", self._log_tail(), self.log_path) from None
+        if self.python_model is not None:
+            self.python_model.raise_pending()
 
     def _log_tail(self, lines: int = 15) -> str:
         if not self.log_path or not os.path.isfile(self.log_path):
@@ -121,7 +123,7 @@ class Engine:
 
     def set_potential(self, potential: Potential) -> None:
         from mlipprops import backends
-        self.backend = backends.attach(self, potential)
+        self.backend, self.python_model = backends.attach(self, potential)
 
     # -- observables (LAMMPS frame, report units) ----------------------------------------------------------
     def evaluate(self) -> None:
@@ -134,7 +136,7 @@ class Engine:
         """3x3 stress, tensile positive, in report units (GPa or lj), virial part only."""
         from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
         p = self.lmp.numpy.extract_compute("mlp_press", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
-        return voigt_to_stress(self.units.stress_from_pressure(np.asarray(p, float)[_LAMMPS_TO_VOIGT]))
+        return voigt_to_stress(self.units.stress_from_pressure(np.asarray(p, float)[LAMMPS_TO_VOIGT]))
 
     def variable(self, name: str) -> float:
         """An equal-style LAMMPS variable (its computes must be current: after a run or minimize)."""
@@ -191,9 +193,11 @@ class Engine:
     def md(self, steps: int, ensemble: str, temperature: float, timestep: float, seed: int = 1,
            pressure: float = 0.0, tdamp: float | None = None, pdamp: float | None = None,
            sample_every: int = 0, sample_path: str | None = None,
-           born_every: int = 0, born_path: str | None = None, born_delta: float = 1e-6) -> None:
+           born_every: int = 0, born_path: str | None = None, born_delta: float = 1e-5) -> None:
         """Run `steps` of NVT (Langevin) or NPT (fully flexible cell); pressure in LAMMPS units. Optionally write
-        time series (SAMPLE_COLUMNS) and Born matrices to files (rank 0), read back with read_samples()."""
+        time series (SAMPLE_COLUMNS) and Born matrices (step + 21 values, compute born/matrix's layout, energy
+        units) to files (rank 0), read back with read_samples(). born_delta: the strain step of the Born
+        matrix's finite differences."""
         # 100 steps for both: the sampled ensemble does not depend on them, only how fast it is explored. A
         # slower barostat (the usual 1000 steps) leaves the cell-shape fluctuations of a stiff crystal too few
         # independent periods: SW Si at 1477 K, 77 ps: C44 off by a factor 3-10 with 1000 steps, right with 100.
@@ -206,11 +210,20 @@ class Engine:
         if sample_every:
             self.command(template("md_sampling", every=int(sample_every), path=sample_path))
             fixes.append("mlp_samples")
-        if born_every:
+        in_python = born_every and self.python_model is not None
+        if in_python:  # compute born/matrix cannot see a fix's virial: the model's Born matrix in Python
+            self.python_model.start_born(born_every, born_delta)
+        elif born_every:
             self.command(template("md_born", every=int(born_every), path=born_path, delta=float(born_delta)))
             fixes.append("mlp_born_samples")
         self.command(f"run {int(steps)}")
-        self.command("\n".join(f"unfix {f}" for f in fixes) + ("\nuncompute mlp_born" if born_every else ""))
+        self.command("\n".join(f"unfix {f}" for f in fixes) + ("\nuncompute mlp_born" if born_every and not in_python
+                                                                else ""))
+        if in_python:
+            rows = self.python_model.stop_born()
+            if self.comm.Get_rank() == 0:
+                np.savetxt(born_path, rows, fmt="%.12g", header="step and the 21 Born matrix values of "
+                           "compute born/matrix (energy units), from the model in Python")
 
     def read_samples(self, path: str) -> np.ndarray:
         """A sample file written by md(), read on rank 0 and shared with the engine's ranks."""

@@ -11,7 +11,7 @@ At zero stress both give the same isothermal C. Under a mean stress sigma they d
 second derivatives of the free energy with respect to Lagrangian strain (Brugger constants, C below), while the strain
 route at hydrostatic pressure samples exp(-(A + PV)/kT) and gives the stress-strain coefficients
   B_ijkl = C_ijkl + 1/2 (s_ik d_jl + s_jk d_il + s_il d_jk + s_jl d_ik - 2 s_ij d_kl)   (Wallace, Thermodynamics
-of Crystals, 1972), which stress_strain_coefficients converts to. Under hydrostatic pressure these B are what
+of Crystals, 1972), which tensors.stress_strain_coefficients converts to. Under hydrostatic pressure these B are what
 +-deformation Cauchy-stress differences measure and what the Born stability criteria under load use.
 
 Statistics: MD samples are correlated. statistical_inefficiency / detect_equilibration follow Chodera, JCTC 12, 1799
@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mlipprops.tensors import VOIGT_PAIRS
+
 # Voigt (engineering shear) representation of d_ik d_jl + d_il d_jk: 2 on normal, 1 on shear diagonal, 0 elsewhere.
 KINETIC_VOIGT = np.diag([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
-_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 # ----------------------------------------------------------------------------------------------- correlation
@@ -109,7 +110,7 @@ def lagrangian_strain(cells: np.ndarray, reference: np.ndarray) -> np.ndarray:
     ref_inv = np.linalg.inv(np.asarray(reference, float))
     ft = ref_inv @ cells                                   # F^T per frame
     E = 0.5 * (ft @ np.swapaxes(ft, -1, -2) - np.eye(3))   # F^T F = (F^T)(F^T)^T
-    voigt = np.stack([E[:, i, j] * (1.0 if i == j else 2.0) for i, j in _VOIGT_PAIRS], axis=-1)
+    voigt = np.stack([E[:, i, j] * (1.0 if i == j else 2.0) for i, j in VOIGT_PAIRS], axis=-1)
     return voigt[0] if single else voigt
 
 
@@ -153,7 +154,7 @@ def stress_fluctuation_stiffness(born: np.ndarray, stresses: np.ndarray, volume:
     The ideal-gas factor -N kT ln det h = -N kT/2 ln det(1 + 2 eta) + const has second derivative
     +N kT (d_ik d_jl + d_il d_jk), which is N kT/V K in Voigt form (first derivative -N kT/V d_ij: the kinetic
     pressure). Engineering Voigt strains give these tensors with no extra factors (d/de_4 = d/deta_23 symmetrized).
-    Finite stress: C is the Brugger tensor; use stress_strain_coefficients for the stress-strain coefficients B.
+    Finite stress: C is the Brugger tensor; tensors.stress_strain_coefficients gives the stress-strain coefficients B.
 
     Kinetic stress samples: the instantaneous kinetic stress -(1/V) sum m v v is uncorrelated with positions and
     its covariance is (N kT/V^2) kT K, so it would add N kT/V K to V/kT Cov(s); with stress_includes_kinetic the
@@ -169,21 +170,6 @@ def stress_fluctuation_stiffness(born: np.ndarray, stresses: np.ndarray, volume:
     fluct = float(volume) / float(kT) * np.cov(s, rowvar=False)
     kinetic = (2.0 if stress_includes_kinetic else 1.0) * natoms * float(kT) / float(volume) * KINETIC_VOIGT
     return b - fluct + kinetic
-
-
-def stress_strain_coefficients(C: np.ndarray, stress: np.ndarray) -> np.ndarray:
-    """Wallace's stress-strain coefficients B from Brugger constants C under a (total, tensile-positive) mean stress:
-    B_ijkl = C_ijkl + 1/2 (s_ik d_jl + s_jk d_il + s_il d_jk + s_jl d_ik - 2 s_ij d_kl). stress: Voigt 6-vector
-    including the kinetic part (<virial stress> - N kT/V on xx yy zz). B = C at zero stress. Check: an ideal gas
-    (C = P K, s = -P I) gets bulk modulus P and shear modulus 0.
-    """
-    sig = np.asarray(stress, float)[np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])]
-    d = np.eye(3)
-    corr = 0.5 * (np.einsum("ik,jl->ijkl", sig, d) + np.einsum("jk,il->ijkl", sig, d)
-                  + np.einsum("il,jk->ijkl", sig, d) + np.einsum("jl,ik->ijkl", sig, d)
-                  - 2.0 * np.einsum("ij,kl->ijkl", sig, d))
-    corr_voigt = np.array([[corr[i, j, k, l] for k, l in _VOIGT_PAIRS] for i, j in _VOIGT_PAIRS])
-    return np.asarray(C, float) + corr_voigt
 
 
 # ----------------------------------------------------------------------------------------------- error bars

@@ -46,12 +46,16 @@ def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residu
     }
 
 
+CONVENTION = "Brugger C at the mean stress"
+
+
 def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dict:
     """The elastic.json record from properties.elastic.elastic_constants' result and the relaxed structure."""
     est = result["estimate"]
     return {
         "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
-        "C": est.C, "C_err": est.C_err, **stiffness_summary(est.C, est.C_err),
+        "convention": CONVENTION, "C": est.C, "C_err": est.C_err,
+        **stiffness_summary(est.C, est.C_err, result["reference_stress"]),
         "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
         "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
         "strain_amplitudes": result["settings"]["amplitudes"], "relaxed_ions": result["settings"]["relaxed_ions"],
@@ -73,7 +77,9 @@ def elastic_t_record(result: dict, system, units: Units) -> dict:
     return {
         "property": "elastic", "method": f"{settings['method']}_finite_T", "units": units.stress_unit,
         "temperature": settings["temperature"], "pressure": settings["pressure"],
-        "C": result["C"], "C_err": result["C_err"], **stiffness_summary(result["C"], result["C_err"]),
+        "convention": CONVENTION, "mean_stress_GPa": result["mean_stress"],
+        "C": result["C"], "C_err": result["C_err"],
+        **stiffness_summary(result["C"], result["C_err"], result["mean_stress"]),
         "timestep": settings["timestep"], "run_lengths": {
             "equilibration_steps": settings["equil_steps"], "production_steps": settings["run_steps"],
             "sample_every": settings["sample_every"], "born_every": settings["born_every"]},
@@ -93,11 +99,14 @@ def elastic_files(out_dir: str, record: dict) -> None:
     stiffness_heatmap(C, C_err, unit, os.path.join(out_dir, "C.png"))
 
 
-def stiffness_summary(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
-    """S, moduli and Born stability for a symmetric C; S and the Reuss/Hill moduli are null if C is singular."""
-    eig = tensors.born_eigenvalues(C)
-    summary = {"born_eigenvalues": eig, "born_stable": bool(eig.min() > 0),
-               "stability": tensors.stability(C, C_err)}
+def stiffness_summary(C: np.ndarray, C_err: np.ndarray | None = None, stress: np.ndarray | None = None) -> dict:
+    """S = C^-1 and the moduli of C; the stress-strain coefficients B at the (Voigt, tensile-positive) stress,
+    and Born stability from B's eigenvalues (under load, the criteria of Wang, Yip et al., PRB 52, 12627 (1995);
+    at zero stress B = C). S and the Reuss/Hill moduli are null if C is singular."""
+    B = tensors.symmetrize(tensors.stress_strain_coefficients(C, np.zeros(6) if stress is None else stress))
+    eig = tensors.born_eigenvalues(B)
+    summary = {"B": B, "born_eigenvalues": eig, "born_stable": bool(eig.min() > 0),
+               "stability": tensors.stability(B, C_err)}
     try:
         summary["S"] = tensors.compliance(C)
         summary["moduli"] = tensors.moduli(C)

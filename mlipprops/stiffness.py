@@ -12,6 +12,10 @@ Error estimate per component:
   asymmetry  |A| when only one amplitude was run: central differences remove this term's leading part, so it is
              an upper bound on the nonlinearity error, conservative by a factor of order 1/d.
 C_err is the root sum of squares of symmetry and (amplitude if available else asymmetry).
+
+Stress differences measure the stress-strain coefficients B of the reference state; at a reference stress s0 they
+differ from the Brugger constants C by terms in s0 (tensors.stress_strain_coefficients), which are removed before
+anything else: C is reported, and its symmetry error is the asymmetry that the stress does not explain.
 """
 from __future__ import annotations
 
@@ -19,12 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlipprops.tensors import symmetrize
+from mlipprops.tensors import stress_strain_coefficients, symmetrize
 
 
 @dataclass
 class StiffnessEstimate:
-    C: np.ndarray            # symmetrized, at the smallest amplitude
+    C: np.ndarray            # Brugger constants, symmetrized, at the smallest amplitude
     C_err: np.ndarray
     C_raw: np.ndarray        # before symmetrization
     by_amplitude: dict       # amplitude -> raw central-difference C
@@ -43,8 +47,10 @@ def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarra
     """stresses: amplitude -> (s_plus[6][6], s_minus[6][6]); s0: reference Voigt stress."""
     amplitudes = sorted(stresses)
     raw, asym = {}, {}
+    stress_terms = stress_strain_coefficients(np.zeros((6, 6)), s0)  # B - C at the reference stress
     for d in amplitudes:
-        raw[d], asym[d] = central_difference(*stresses[d], s0, d)
+        B, asym[d] = central_difference(*stresses[d], s0, d)
+        raw[d] = B - stress_terms
     smallest = amplitudes[0]
     C_raw = raw[smallest]
     parts = {"symmetry": np.abs(C_raw - C_raw.T) / 2.0}

@@ -9,6 +9,11 @@ import numpy as np
 
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _VOIGT_INDEX = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])
+# LAMMPS orders pressure and virial components xx yy zz xy xz yz: their positions in Voigt order
+LAMMPS_TO_VOIGT = [0, 1, 2, 5, 4, 3]
+# compute born/matrix: 21 values, the upper triangle of the Voigt matrix in this order (LAMMPS manual)
+BORN_ORDER = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5),
+              (1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5), (3, 4), (3, 5), (4, 5))
 
 
 def stress_to_voigt(sigma: np.ndarray) -> np.ndarray:
@@ -58,6 +63,39 @@ def rotate_stiffness_error(C_err: np.ndarray, R: np.ndarray) -> np.ndarray:
             unit[a, b] = unit[b, a] = 1.0
             var += rotate_stiffness(unit, R) ** 2 * C_err[a, b] ** 2
     return np.sqrt(var)
+
+
+def born_from_rows(rows: np.ndarray) -> np.ndarray:
+    """(T, 6, 6) symmetric matrices from (T, 21) values in BORN_ORDER."""
+    rows = np.atleast_2d(rows)
+    out = np.zeros((len(rows), 6, 6))
+    for k, (i, j) in enumerate(BORN_ORDER):
+        out[:, i, j] = out[:, j, i] = rows[:, k]
+    return out
+
+
+def born_to_row(B: np.ndarray) -> np.ndarray:
+    return np.array([B[i, j] for i, j in BORN_ORDER])
+
+
+def stress_strain_coefficients(C: np.ndarray, stress: np.ndarray) -> np.ndarray:
+    """Wallace's stress-strain coefficients B from Brugger constants C at a (total, tensile-positive, Voigt)
+    stress s: B_ijkl = C_ijkl + 1/2 (s_ik d_jl + s_jk d_il + s_il d_jk + s_jl d_ik - 2 s_ij d_kl) (Wallace,
+    Thermodynamics of Crystals, 1972). Hydrostatic pressure P: B11 = C11 - P, B12 = C12 + P, B44 = C44 - P.
+    B is what a strain does to the stress (finite differences, strain fluctuations under pressure) and what
+    stability under load depends on; C is the curvature of the free energy in Lagrangian strain (the Born
+    stress-fluctuation formula). They are equal at zero stress. Check: an ideal gas (C = P K, s = -P I) gets
+    bulk modulus P and shear modulus 0."""
+    sig, d = voigt_to_stress(stress), np.eye(3)
+    corr = 0.5 * (np.einsum("ik,jl->ijkl", sig, d) + np.einsum("jk,il->ijkl", sig, d)
+                  + np.einsum("il,jk->ijkl", sig, d) + np.einsum("jl,ik->ijkl", sig, d)
+                  - 2.0 * np.einsum("ij,kl->ijkl", sig, d))
+    return np.asarray(C, float) + tensor_to_voigt(corr)
+
+
+def brugger_constants(B: np.ndarray, stress: np.ndarray) -> np.ndarray:
+    """The inverse of stress_strain_coefficients: C from B at the stress s."""
+    return np.asarray(B, float) - (stress_strain_coefficients(np.zeros((6, 6)), stress))
 
 
 def compliance(C: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlipprops import tensors
 from mlipprops.models import ModelInfo
 
 VIRIAL_TO_LAMMPS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]  # LAMMPS order xx yy zz xy xz yz
@@ -25,9 +26,8 @@ class DeployedModel:
             torch.set_num_threads(threads)
         self.module = torch.jit.load(info.path, map_location="cpu")
         self.module.eval()
-        self.model_dtype = torch.float32 if info.model_dtype == "float32" else torch.float64
-        # legacy float32 deployments take float32 positions; everything else float64 (FACTS.md)
-        self.pos_dtype = self.model_dtype if info.legacy else torch.float64
+        # legacy deployments take positions in their data dtype; the current format float64 (models.py)
+        self.pos_dtype = getattr(torch, info.pos_dtype)
 
     def edges(self, positions: np.ndarray, cell: np.ndarray, types: np.ndarray):
         """Edges i -> j (both directions) within the cutoff of the pair's types, with integer cell shifts."""
@@ -64,3 +64,20 @@ class DeployedModel:
         else:
             virial = -out["stress"].detach().double().numpy().reshape(3, 3) * abs(np.linalg.det(cell))
         return energy, forces, virial
+
+    def born_matrix(self, positions: np.ndarray, cell: np.ndarray, types: np.ndarray, delta: float) -> np.ndarray:
+        """Second derivatives of the energy with respect to Lagrangian strain eta (6x6 Voigt, engineering shear,
+        energy units): what LAMMPS' compute born/matrix gives for a pair style whose virial is right. Central
+        differences over +-delta of the strain gradient dU/deta = -F^-1 W F^-1 (W the model's virial at the
+        deformation F = sqrt(1 + 2 eta)): 12 evaluations of the model."""
+        B = np.zeros((6, 6))
+        for a in range(6):
+            gradients = []
+            for sign in (1.0, -1.0):
+                w, v = np.linalg.eigh(np.eye(3) + 2.0 * tensors.voigt_strain_tensor(a, sign * delta))
+                F = (v * np.sqrt(w)) @ v.T
+                _, _, virial = self(np.asarray(positions) @ F, np.asarray(cell) @ F, types)
+                Finv = np.linalg.inv(F)
+                gradients.append(tensors.stress_to_voigt(-Finv @ virial @ Finv))
+            B[a] = (gradients[0] - gradients[1]) / (2.0 * delta)
+        return tensors.symmetrize(B)

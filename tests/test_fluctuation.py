@@ -193,12 +193,12 @@ def test_ideal_gas_kinetic_term_and_isotropic_limit():
     P = n_atoms * KT / V
     C = fl.stress_fluctuation_stiffness(np.zeros((6, 6)), np.zeros((10, 6)), V, KT, natoms=n_atoms)
     assert np.allclose(C, P * np.diag([2, 2, 2, 1, 1, 1]))
-    B = fl.stress_strain_coefficients(C, -P * np.array([1, 1, 1, 0, 0, 0.0]))
+    B = tensors.stress_strain_coefficients(C, -P * np.array([1, 1, 1, 0, 0, 0.0]))
     assert np.allclose(B, np.block([[np.full((3, 3), P), np.zeros((3, 3))], [np.zeros((3, 6))]]), atol=1e-15)
     assert (B[0, 0] + 2 * B[0, 1]) / 3 == pytest.approx(P)  # Voigt bulk modulus (B is singular: no Reuss)
     assert B[3, 3] == pytest.approx(0.0, abs=1e-15) and (B[0, 0] - B[0, 1]) / 2 == pytest.approx(0.0, abs=1e-15)
     # B = C at zero stress
-    assert np.array_equal(fl.stress_strain_coefficients(monoclinic(), np.zeros(6)), monoclinic())
+    assert np.array_equal(tensors.stress_strain_coefficients(monoclinic(), np.zeros(6)), monoclinic())
 
 
 def test_full_stress_samples_with_kinetic_part():
@@ -208,7 +208,7 @@ def test_full_stress_samples_with_kinetic_part():
     rng = np.random.default_rng(40)
     v = rng.normal(size=(n_samples, n_atoms, 3)) * np.sqrt(KT / mass)
     mvv = mass * np.einsum("tna,tnb->tab", v, v)
-    s = -np.stack([mvv[:, i, j] for i, j in fl._VOIGT_PAIRS], axis=1) / V
+    s = -np.stack([mvv[:, i, j] for i, j in tensors.VOIGT_PAIRS], axis=1) / V
     assert np.allclose(s.mean(axis=0)[:3], -n_atoms * KT / V, rtol=0.01)  # the kinetic pressure
 
     def stiffness(samples):

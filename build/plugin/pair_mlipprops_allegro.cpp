@@ -1,10 +1,18 @@
-/* Pair style mlipprops/allegro: evaluate a deployed Allegro TorchScript model inside LAMMPS.
+/* Pair style mlipprops/allegro: evaluate a deployed Allegro/NequIP TorchScript model inside LAMMPS.
 
-   Input convention (the one strictly local models such as Allegro allow): the model gets the positions of
-   the local atoms and of those ghost atoms that are neighbours of a local atom, edges only from local
-   centres to any atom within the cutoff, and no cell. The energy is the sum of the atomic energies of the
-   local atoms; the model's forces on ghost atoms go back to their owners through the reverse
-   communication of newton pair on, and the global virial is the f.r sum over local and ghost atoms.
+   Two input conventions (see the header):
+   - local (strictly local models such as Allegro, any number of ranks): the model gets the positions of the
+     local atoms and of those ghost atoms that are neighbours of a local atom, edges only from local centres to
+     any atom within the cutoff, and no cell. The energy is the sum of the atomic energies of the local atoms;
+     the model's forces on ghost atoms go back to their owners through the reverse communication of newton
+     pair on.
+   - periodic (message-passing models such as NequIP, whose later layers pass messages through neighbours'
+     neighbours; one rank): the model gets the local atoms only, edges to the owners of the ghost neighbours,
+     and each edge's image offset as a Cartesian cell shift (with an identity cell), so every edge vector is
+     exactly the LAMMPS one, also under a strain applied to the atoms alone (compute born/matrix numdiff).
+   The global virial is filled whenever LAMMPS asks for it (never by f.r over all atoms: under hybrid/overlay
+   f holds other styles' forces, and compute born/matrix asks for the pair virial alone): from the model's
+   own forces over its nodes (local), or the model's virial output (periodic).
 */
 
 #include "pair_mlipprops_allegro.h"
@@ -79,14 +87,6 @@ std::string torch_message(const std::exception &e)
   return trim(msg);
 }
 
-// the nequip version from the `nequip_version` extra file, as major*1000 + minor; -1 if absent
-int nequip_minor_version(const std::string &v)
-{
-  int major = 0, minor = 0;
-  if (v.empty() || std::sscanf(v.c_str(), "%d.%d", &major, &minor) != 2) return -1;
-  return major * 1000 + minor;
-}
-
 // thread count: MLIPPROPS_TORCH_THREADS, else OMP_NUM_THREADS, else 1
 int torch_threads(std::string &source)
 {
@@ -115,7 +115,8 @@ PairMlippropsAllegro::PairMlippropsAllegro(LAMMPS *lmp) : Pair(lmp)
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  no_virial_fdotr_compute = 0;
+  // the virial comes from the model's own forces (or virial output), never from f.r over f: see compute()
+  no_virial_fdotr_compute = 1;
   unit_convert_flag = 0;    // the model's units are those it was trained in (eV, Angstrom for metal)
 
   // JIT graph optimisation (profiling executor) for the model's forward; MLIPPROPS_TORCH_JIT_OPTIMIZE=0/1
@@ -146,8 +147,11 @@ void PairMlippropsAllegro::allocate()
 
 void PairMlippropsAllegro::settings(int narg, char **arg)
 {
-  if (narg > 0)
-    error->all(FLERR, "pair_style {} takes no arguments, got '{}'", STYLE, arg[0]);
+  graph_request_.clear();
+  if (narg > 1 || (narg == 1 && std::strcmp(arg[0], "local") != 0 && std::strcmp(arg[0], "periodic") != 0))
+    error->all(FLERR, "pair_style {} takes at most one argument, local or periodic (the model's input graph); "
+               "got '{}'", STYLE, narg ? arg[0] : "");
+  if (narg == 1) graph_request_ = arg[0];
 }
 
 /* ----------------------------------------------------------------------
@@ -237,8 +241,13 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                  "({})", STYLE, path, torch_message(e));
     }
     bool has_code = false, has_constants = false, has_data = false, is_aoti = false;
+    bool has_convnet = false, has_allegro = false;
     for (const auto &r : records) {
       if (r.rfind("code/", 0) == 0) has_code = true;
+      // the same rules as mlipprops/models.py: NequIP convolution layers pass messages; Allegro is local
+      if (r.find("code/__torch__/nequip/nn/") != std::string::npos && r.find("convnetlayer") != std::string::npos)
+        has_convnet = true;
+      if (r.find("code/__torch__/allegro/nn/_allegro.py") != std::string::npos) has_allegro = true;
       if (r == "constants.pkl") has_constants = true;
       if (r == "data.pkl") has_data = true;
       if (r.find("aotinductor") != std::string::npos) is_aoti = true;
@@ -255,6 +264,7 @@ void PairMlippropsAllegro::load_model(const std::string &path)
       error->all(FLERR, "{}: '{}' is a zip archive but not a TorchScript model (no code/ and "
                  "constants.pkl)", STYLE, path);
     }
+    architecture_ = has_convnet ? "nequip" : has_allegro ? "allegro" : "unknown";
   }
 
   // 2. load it, with its metadata
@@ -302,12 +312,10 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                    r_max_);
   }
 
-  // format and the dtype of the positions it wants. nequip >= 0.7 (.nequip.pth): always float64 in and
-  // out. Legacy nequip-deploy (0.6): the data dtype is default_dtype (model_dtype may differ inside
-  // the model), float32 unless set.
-  const int version = nequip_minor_version(meta["nequip_version"]);
-  const bool legacy = (version >= 0 && version < 7) || (version < 0 && !meta["n_species"].empty()) ||
-      (version < 0 && meta["num_types"].empty() && !meta["default_dtype"].empty());
+  // format and the dtype of the positions it wants (the rules of mlipprops/models.py). nequip >= 0.7
+  // (.nequip.pth): always float64 in and out. Legacy nequip-deploy (0.6): the data dtype is default_dtype
+  // (model_dtype may differ inside the model), else model_dtype, else float32.
+  const bool legacy = meta["num_types"].empty();    // nequip-compile writes num_types, nequip-deploy n_species
   model_format_ = legacy ? "legacy nequip-deploy" : "nequip >= 0.7";
   int dt = -1;
   if (legacy) {
@@ -342,6 +350,7 @@ void PairMlippropsAllegro::load_model(const std::string &path)
 
   model_loaded_ = true;
   model_path_ = path;
+  periodic_ = graph_request_.empty() ? architecture_ != "allegro" : graph_request_ == "periodic";
 
   if (comm->me == 0) {
     utils::logmesg(lmp,
@@ -353,6 +362,8 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                    meta["type_names"]);
     utils::logmesg(lmp, "{}: torch intra-op threads = {} (from {}), JIT graph optimisation {}\n", STYLE,
                    at::get_num_threads(), source, jit_optimize_ ? "on" : "off");
+    utils::logmesg(lmp, "{}: architecture {}, input graph {}{}\n", STYLE, architecture_,
+                   periodic_ ? "periodic" : "local", graph_request_.empty() ? "" : " (as requested)");
   }
 }
 
@@ -364,6 +375,14 @@ void PairMlippropsAllegro::init_style()
     error->all(FLERR, "Pair style {} requires newton pair on (the model's forces on ghost atoms are "
                "sent back to their owners)", STYLE);
   if (!model_loaded_) error->all(FLERR, "Pair style {}: no model, use pair_coeff * * <model.pth> ...", STYLE);
+  if (periodic_ && comm->nprocs > 1)
+    error->all(FLERR, "Pair style {}: {} is a {} model, evaluated on a periodic graph, which needs all atoms on "
+               "one MPI rank (a message-passing model's messages through ghost atoms would be wrong); run it on "
+               "1 rank per LAMMPS instance, or, if it is strictly local like Allegro, use `pair_style {} local`",
+               STYLE, model_path_, architecture_ == "nequip" ? "NequIP (message-passing)" : "not Allegro (unknown)",
+               STYLE);
+  if (periodic_ && atom->map_style == Atom::MAP_NONE)
+    error->all(FLERR, "Pair style {} with a periodic graph needs an atom map: use `atom_modify map yes`", STYLE);
   if (comm->me == 0 && std::strcmp(update->unit_style, "metal") != 0)
     error->warning(FLERR, "Pair style {}: units {}; the model works in the units it was trained in "
                    "(usually eV and Angstrom: units metal)", STYLE, update->unit_style);
@@ -379,17 +398,92 @@ double PairMlippropsAllegro::init_one(int, int)
 
 /* ---------------------------------------------------------------------- */
 
-c10::IValue PairMlippropsAllegro::forward(const torch::Tensor &pos, const torch::Tensor &edge_index,
-                                          const torch::Tensor &atom_types)
+c10::IValue PairMlippropsAllegro::forward(c10::Dict<std::string, torch::Tensor> &input,
+                                          const torch::Tensor &pos)
 {
-  c10::Dict<std::string, torch::Tensor> input;
-  input.insert("pos", pos);
-  input.insert("edge_index", edge_index);
-  input.insert("atom_types", atom_types);
+  input.insert_or_assign("pos", pos);
+  if (periodic_) {
+    // an identity cell: the shifts are Cartesian offsets, and the model's strain derivative stays exact
+    input.insert_or_assign("cell", torch::eye(3, pos.options()).reshape({1, 3, 3}));
+    input.insert_or_assign("edge_cell_shift",
+                           torch::from_blob(edge_shift_.data(), {(int64_t) edge_src_.size(), 3},
+                                            torch::kFloat64).to(pos.scalar_type()));
+  }
   std::vector<torch::IValue> args{input};
   // the model computes forces with autograd inside forward: gradients stay on (no NoGradGuard)
   torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   return model_.forward(args);
+}
+
+/* nodes: local atoms first (node = atom index), then the ghosts that are neighbours of a local atom; edges
+   from local centres to any node within the cutoff of the pair's types */
+void PairMlippropsAllegro::build_local_graph(int nall)
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const int nlocal = atom->nlocal;
+  const int ntypes1 = atom->ntypes + 1;
+  node_of_atom_.assign(nall, -1);
+  atom_of_node_.resize(nlocal);
+  for (int i = 0; i < nlocal; i++) {
+    node_of_atom_[i] = i;
+    atom_of_node_[i] = i;
+  }
+  edge_src_.clear();
+  edge_dst_.clear();
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz >= cutsq_i[type[j]]) continue;
+      int &nj = node_of_atom_[j];
+      if (nj < 0) {
+        nj = atom_of_node_.size();
+        atom_of_node_.push_back(j);
+      }
+      edge_src_.push_back(i);
+      edge_dst_.push_back(nj);
+    }
+  }
+}
+
+/* nodes: the local atoms (one rank: all atoms); an edge to a ghost neighbour goes to its owner, with the
+   ghost's offset from the owner as the edge's shift */
+void PairMlippropsAllegro::build_periodic_graph()
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const int ntypes1 = atom->ntypes + 1;
+  atom_of_node_.resize(nlocal);
+  for (int i = 0; i < nlocal; i++) atom_of_node_[i] = i;
+  edge_src_.clear();
+  edge_dst_.clear();
+  edge_shift_.clear();
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz >= cutsq_i[type[j]]) continue;
+      const int owner = j < nlocal ? j : atom->map(tag[j]);
+      if (owner < 0 || owner >= nlocal)
+        error->one(FLERR, "{}: ghost atom {} has no local owner on this rank (periodic graph)", STYLE, tag[j]);
+      edge_src_.push_back(i);
+      edge_dst_.push_back(owner);
+      edge_shift_.push_back(x[j][0] - x[owner][0]);
+      edge_shift_.push_back(x[j][1] - x[owner][1]);
+      edge_shift_.push_back(x[j][2] - x[owner][2]);
+    }
+  }
 }
 
 void PairMlippropsAllegro::compute(int eflag, int vflag)
@@ -402,49 +496,15 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
   double **x = atom->x;
   double **f = atom->f;
   const int *type = atom->type;
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  const int ntypes1 = atom->ntypes + 1;
-
+  const int nall = atom->nlocal + atom->nghost;
   const int inum = list->inum;
   const int *ilist = list->ilist;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
+  if (inum == 0) return;
 
-  if (inum == 0) {
-    if (vflag_fdotr) virial_fdotr_compute();
-    return;
-  }
-
-  // nodes: local atoms first (node = atom index), then the ghosts that are neighbours of a local atom
-  node_of_atom_.assign(nall, -1);
-  atom_of_node_.resize(nlocal);
-  for (int i = 0; i < nlocal; i++) {
-    node_of_atom_[i] = i;
-    atom_of_node_[i] = i;
-  }
-  edge_src_.clear();
-  edge_dst_.clear();
-  for (int ii = 0; ii < inum; ii++) {
-    const int i = ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
-    const int *jlist = firstneigh[i];
-    const int jnum = numneigh[i];
-    for (int jj = 0; jj < jnum; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      const double rsq = dx * dx + dy * dy + dz * dz;
-      if (rsq >= cutsq_i[type[j]]) continue;
-      int &nj = node_of_atom_[j];
-      if (nj < 0) {
-        nj = atom_of_node_.size();
-        atom_of_node_.push_back(j);
-      }
-      edge_src_.push_back(i);
-      edge_dst_.push_back(nj);
-    }
-  }
+  if (periodic_)
+    build_periodic_graph();
+  else
+    build_local_graph(nall);
   const int64_t nnodes = atom_of_node_.size();
   const int64_t nedges = edge_src_.size();
 
@@ -465,11 +525,14 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
     std::copy(edge_src_.begin(), edge_src_.end(), e);
     std::copy(edge_dst_.begin(), edge_dst_.end(), e + nedges);
   }
+  c10::Dict<std::string, torch::Tensor> input;
+  input.insert("edge_index", edge_index);
+  input.insert("atom_types", types);
 
   // evaluate; on the first call, a dtype complaint about the positions gets one retry in the other dtype
   c10::IValue out;
   try {
-    out = forward(pos64.to(pos_dtype_), edge_index, types);
+    out = forward(input, pos64.to(pos_dtype_));
     pos_dtype_confirmed_ = true;
   } catch (const std::exception &e) {
     const std::string first = torch_message(e);
@@ -477,7 +540,7 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
       error->one(FLERR, "{}: model evaluation failed ({} atoms, {} edges): {}", STYLE, nnodes, nedges, first);
     const torch::ScalarType other = pos_dtype_ == torch::kFloat64 ? torch::kFloat32 : torch::kFloat64;
     try {
-      out = forward(pos64.to(other), edge_index, types);
+      out = forward(input, pos64.to(other));
     } catch (const std::exception &e2) {
       error->one(FLERR, "{}: model evaluation failed with {} positions: {}\n(and with {} positions: {})",
                  STYLE, dtype_name(pos_dtype_), first, dtype_name(other), torch_message(e2));
@@ -489,12 +552,19 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
     pos_dtype_confirmed_ = true;
   }
 
-  torch::Tensor forces, atomic_energy;
+  torch::Tensor forces, atomic_energy, model_virial;
   try {
     auto dict = out.toGenericDict();
     forces = dict.at("forces").toTensor().detach().to(torch::kCPU, torch::kFloat64).contiguous();
     atomic_energy = dict.at("atomic_energy").toTensor().detach().to(torch::kCPU, torch::kFloat64)
                         .reshape({-1}).contiguous();
+    if (periodic_ && vflag_global) {
+      // virial = -stress * volume; the volume of the identity cell is 1
+      if (dict.contains("virial"))
+        model_virial = dict.at("virial").toTensor().detach().to(torch::kCPU, torch::kFloat64).reshape({3, 3});
+      else if (dict.contains("stress"))
+        model_virial = -dict.at("stress").toTensor().detach().to(torch::kCPU, torch::kFloat64).reshape({3, 3});
+    }
   } catch (const std::exception &e) {
     error->one(FLERR, "{}: the model's output lacks `forces` or `atomic_energy`: {}", STYLE, torch_message(e));
   }
@@ -502,6 +572,9 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
       atomic_energy.size(0) != nnodes)
     error->one(FLERR, "{}: model outputs of unexpected shape: forces {}, atomic_energy {} for {} atoms", STYLE,
                c10::str(forces.sizes()), c10::str(atomic_energy.sizes()), nnodes);
+  if (periodic_ && vflag_global && !model_virial.defined())
+    error->one(FLERR, "{}: the model outputs neither `virial` nor `stress`, which a periodic graph needs for "
+               "the pressure; deploy it with stress output (StressForceOutput)", STYLE);
 
   const double *fk = forces.data_ptr<double>();
   const double *ek = atomic_energy.data_ptr<double>();
@@ -521,5 +594,30 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
     if (eflag_global) eng_vdwl += esum;
   }
 
-  if (vflag_fdotr) virial_fdotr_compute();
+  if (vflag_global) {
+    if (periodic_) {
+      auto w = model_virial.accessor<double, 2>();
+      virial[0] += w[0][0];
+      virial[1] += w[1][1];
+      virial[2] += w[2][2];
+      virial[3] += 0.5 * (w[0][1] + w[1][0]);
+      virial[4] += 0.5 * (w[0][2] + w[2][0]);
+      virial[5] += 0.5 * (w[1][2] + w[2][1]);
+    } else {
+      // sum of r.f over the model's nodes: its forces sum to zero, so the origin does not matter, and each
+      // rank's sum is the strain derivative of its local atoms' energy
+      double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+      for (int64_t k = 0; k < nnodes; k++) {
+        const double *r = x[atom_of_node_[k]];
+        const double *fr = fk + 3 * k;
+        v[0] += r[0] * fr[0];
+        v[1] += r[1] * fr[1];
+        v[2] += r[2] * fr[2];
+        v[3] += r[0] * fr[1];
+        v[4] += r[0] * fr[2];
+        v[5] += r[1] * fr[2];
+      }
+      for (int m = 0; m < 6; m++) virial[m] += v[m];
+    }
+  }
 }

