@@ -20,7 +20,6 @@ from mlipprops.potential import pair_commands
 
 BACKENDS = ("auto", "upstream", "plugin", "python")
 FIX_ID = "mlp_model"
-ERROR_VARIABLE = "mlp_model_error"
 
 
 def choose(engine, potential) -> str:
@@ -80,13 +79,10 @@ def attach(engine, potential):
 
 
 class PythonModelForce:
-    """fix external + torch: every rank gathers the cell, evaluates the model, keeps its own atoms' forces.
-
-    Python exceptions inside a ctypes callback are printed and swallowed, so the callback records any exception
-    (a failing model, Ctrl-C), zeroes nothing silently: it sets a LAMMPS variable that `fix halt` turns into a
-    LAMMPS error at the end of the step, and the engine re-raises the recorded exception (`raise_pending`).
-    While Born sampling is on (MD with the born method), every `born_every`-th step also gets the Born matrix
-    of the model by finite differences in Python: LAMMPS' compute born/matrix cannot see a fix's virial."""
+    """fix external + torch: every rank gathers the cell, evaluates the model, keeps its own atoms' forces (an
+    exception, from the model or Ctrl-C, stops LAMMPS and is raised: Engine.add_callback). While Born sampling is
+    on (MD with the born method), every `born_every`-th step also gets the Born matrix of the model by finite
+    differences in Python: LAMMPS' compute born/matrix cannot see a fix's virial."""
 
     def __init__(self, engine, potential):
         from mlipprops.torch_model import DeployedModel
@@ -96,67 +92,34 @@ class PythonModelForce:
         self.cutoff = max(potential.model.r_max, potential.neighbor_cutoff)
         # LAMMPS type t (1-based) -> index into the model's type_names
         self.type_map = np.array([0] + [potential.model.type_names.index(s) for s in potential.type_symbols])
-        self.error: BaseException | None = None
         self.born_every, self.born_delta, self.born_rows = 0, 0.0, {}
 
     def attach(self) -> None:
         # pair_style zero gives LAMMPS a cutoff for neighbor/ghost bookkeeping; the model does its own edges
-        self.engine.command(f"pair_style zero {self.cutoff!r}\npair_coeff * *\n"
-                            f"fix {FIX_ID} all external pf/callback 1 1\n"
-                            f"fix_modify {FIX_ID} energy yes virial yes\n"
-                            f"variable {ERROR_VARIABLE} internal 0\n"
-                            f"fix mlp_model_halt all halt 1 v_{ERROR_VARIABLE} > 0.5 error hard message no")
-        self.engine.lmp.set_fix_external_callback(FIX_ID, self.callback, None)
-
-    def raise_pending(self) -> None:
-        """After a LAMMPS call: the exception the callback recorded, if any."""
-        if self.error is not None:
-            error, self.error = self.error, None
-            self.engine.lmp.set_internal_variable(ERROR_VARIABLE, 0.0)
-            raise error
+        self.engine.command(f"pair_style zero {self.cutoff!r}\npair_coeff * *")
+        self.engine.add_callback(FIX_ID, 1, self.callback)
+        self.engine.command(f"fix_modify {FIX_ID} energy yes virial yes")
 
     def start_born(self, every: int, delta: float) -> None:
         self.born_every, self.born_delta, self.born_rows = int(every), float(delta), {}
 
     def stop_born(self) -> np.ndarray:
-        """The Born matrices sampled since start_born: rows of step + 21 values (compute born/matrix layout)."""
+        """The Born matrices sampled since start_born: rows of step + 21 values (compute born/matrix's layout)."""
         rows = [[step, *values] for step, values in sorted(self.born_rows.items())]
         self.born_every, self.born_rows = 0, {}
         return np.array(rows).reshape(-1, 22)
 
-    def callback(self, _ctx, step, nlocal, tag, x, f):
-        lmp, comm = self.engine.lmp, self.engine.comm
-        failed = 0.0
-        try:
-            if self.error is None:
-                self._evaluate(step, nlocal, tag, x, f)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by raise_pending after the LAMMPS call
-            self.error = exc
-            failed = 1.0
-        if comm.Get_size() > 1:  # fix halt must see the same value on every rank
-            from mpi4py import MPI
-            failed = comm.allreduce(failed, op=MPI.MAX)
-        if failed:
-            f[:nlocal] = 0.0
-            lmp.set_internal_variable(ERROR_VARIABLE, 1.0)
-
-    def _evaluate(self, step, nlocal, tag, x, f) -> None:
-        lmp, comm = self.engine.lmp, self.engine.comm
-        types = lmp.numpy.extract_atom("type")[:nlocal]
-        mine = (np.asarray(tag[:nlocal], np.int64), np.asarray(x[:nlocal], float), np.asarray(types, np.int64))
-        parts = comm.allgather(mine) if comm.Get_size() > 1 else [mine]
-        tags = np.concatenate([p[0] for p in parts])
-        order = np.argsort(tags)
-        pos = np.concatenate([p[1] for p in parts])[order]
-        typ = self.type_map[np.concatenate([p[2] for p in parts])[order]]
-        cell = self.engine.cell()
+    def callback(self, step, nlocal, tag, x, f):
+        engine = self.engine
+        ids, pos, types = engine.gather_local(nlocal, tag, x, engine.lmp.numpy.extract_atom("type"))
+        typ = self.type_map[types.astype(np.int64)]
+        cell = engine.cell()
         energy, forces, virial = self.model(pos, cell, typ)
-        index = np.searchsorted(tags[order], mine[0])
-        f[:nlocal] = forces[index]
-        lmp.fix_external_set_energy_global(FIX_ID, energy)
+        f[:nlocal] = forces[np.searchsorted(ids, np.asarray(tag[:nlocal], np.int64))]
+        engine.lmp.fix_external_set_energy_global(FIX_ID, energy)
         # the GLOBAL virial on every rank: this LAMMPS divides it by the number of ranks (FACTS.md)
-        lmp.fix_external_set_virial_global(FIX_ID, [float(virial[a, b]) for a, b in
-                                                    ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))])
+        engine.lmp.fix_external_set_virial_global(FIX_ID, [float(virial[a, b]) for a, b in
+                                                           ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))])
         if self.born_every and step % self.born_every == 0:
             B = self.model.born_matrix(pos, cell, typ, self.born_delta)
             self.born_rows[int(step)] = tensors.born_to_row(B)

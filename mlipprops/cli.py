@@ -247,10 +247,9 @@ def run_elastic_t(args, system, out: str, started: float) -> None:
     from mlipprops.properties.elastic_t import FiniteTSettings, elastic_at_temperature
 
     units = system.potential.units
-    has_h = "H" in system.atoms.get_chemical_symbols()
-    timestep = args.timestep or (units.default_timestep / 2 if has_h else units.default_timestep)
-    settings = FiniteTSettings(args.temperature, args.method, args.pressure, timestep, args.equil_steps,
-                               args.run_steps, args.sample_every, args.born_every, args.md_strain, args.seed)
+    settings = FiniteTSettings(args.temperature, args.method, args.pressure, args.timestep, args.equil_steps,
+                               args.run_steps, args.sample_every, args.born_every, args.md_strain,
+                               args.seed).for_system(system)
     if settings.temperature <= 0 or settings.run_steps < 20 * settings.sample_every:
         raise InputError("--temperature must be positive and --run-steps at least 20 samples long")
     relax_settings = None if args.no_relax else _relax_settings(args, system)

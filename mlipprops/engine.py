@@ -58,6 +58,8 @@ class State:
     velocities: np.ndarray | None = None
 
 
+_CALLBACK_ERROR = "mlp_callback_error"
+
 # columns of the MD sample files written by lammps_templates/md_sampling.lmp (the first is the step)
 SAMPLE_COLUMNS = ("step", "lx", "ly", "lz", "xy", "xz", "yz", "vol", "temp", "pe",
                   "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")
@@ -74,19 +76,79 @@ class Engine:
         self.python_model = None  # the fix-external model force of the Python backend
         self.natoms = 0
         self._thermo_every = thermo_every
+        self._callback_error: BaseException | None = None
+        self._halt = False
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def command(self, text: str) -> None:
-        """Send one or more commands; a LAMMPS error becomes LammpsError with the tail of the log."""
+        """Send one or more commands; a LAMMPS error becomes LammpsError with the tail of the log, and an
+        exception raised in a Python callback during them is raised here."""
         try:
             self.lmp.commands_string(text)
         except Exception as exc:
-            if self.python_model is not None:
-                self.python_model.raise_pending()  # the model's own exception, which stopped LAMMPS
+            self._raise_callback_error()  # the callback's own exception, which stopped LAMMPS
             message = re.sub(r"^ERROR( on proc \d+)?: | \(src/[^)]*\)$", "", str(exc).split("\n")[0].strip().strip("'\""))
             raise LammpsError(f"LAMMPS: {message}", self._log_tail(), self.log_path) from None
-        if self.python_model is not None:
-            self.python_model.raise_pending()
+        self._raise_callback_error()
+
+    def _raise_callback_error(self) -> None:
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            self.lmp.set_internal_variable(_CALLBACK_ERROR, 0.0)
+            raise error
+
+    def add_callback(self, fix_id: str, every: int, callback) -> None:
+        """Call `callback(step, nlocal, tag, x, f)` (local atoms; f: forces to add) every `every` steps and at the
+        start of every run, through fix external. Python swallows exceptions raised inside a ctypes callback; here
+        one is recorded, LAMMPS stops at the end of that step (fix halt on a variable that all ranks set alike),
+        and command() raises it: a failing model, or Ctrl-C, stops the run instead of running on with zero
+        forces."""
+        if not self._halt:
+            self.command(f"variable {_CALLBACK_ERROR} internal 0\n"
+                         f"fix mlp_callback_halt all halt 1 v_{_CALLBACK_ERROR} > 0.5 error hard message no")
+            self._halt = True
+
+        def guarded(_ctx, step, nlocal, tag, x, f):
+            failed = 0.0
+            try:
+                if self._callback_error is None:
+                    callback(step, nlocal, tag, x, f)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by command() after the LAMMPS call
+                self._callback_error = exc
+                failed = 1.0
+            if self.comm.Get_size() > 1:
+                from mpi4py import MPI
+                failed = self.comm.allreduce(failed, op=MPI.MAX)
+            if failed:
+                f[:nlocal] = 0.0
+                self.lmp.set_internal_variable(_CALLBACK_ERROR, 1.0)
+
+        self.command(f"fix {fix_id} all external pf/callback {int(every)} {int(every)}")
+        self.lmp.set_fix_external_callback(fix_id, guarded, None)
+
+    def gather_local(self, nlocal: int, tag, *arrays) -> list[np.ndarray]:
+        """Inside a callback: the ids of all atoms of this engine's ranks, sorted, and the per-atom `arrays`
+        (local atoms first, as the callback gets them) in that order."""
+        mine = [np.asarray(tag[:nlocal], np.int64)] + [np.asarray(a)[:nlocal] for a in arrays]
+        parts = self.comm.allgather(mine) if self.comm.Get_size() > 1 else [mine]
+        columns = [np.concatenate([p[k] for p in parts]) for k in range(len(mine))]
+        order = np.argsort(columns[0])
+        return [c[order] for c in columns]
+
+    def observe(self, name: str, every: int, atom_ids: np.ndarray, function) -> None:
+        """An internal LAMMPS variable `name`, set every `every` steps to function(positions, cell) of the atoms
+        `atom_ids` (LAMMPS ids, gathered from every rank; LAMMPS frame): for samples (v_name) of what LAMMPS
+        cannot compute itself."""
+        wanted = np.asarray(atom_ids, np.int64)
+        self.command(f"variable {name} internal 0")
+
+        def measure(_step, nlocal, tag, x, f):
+            f[:nlocal] = 0.0
+            ids, positions = self.gather_local(nlocal, tag, x)
+            value = function(positions[np.searchsorted(ids, wanted)], self.cell())
+            self.lmp.set_internal_variable(name, float(value))
+
+        self.add_callback(f"mlp_observe_{name}", every, measure)
 
     def _log_tail(self, lines: int = 15) -> str:
         if not self.log_path or not os.path.isfile(self.log_path):

@@ -59,6 +59,16 @@ def datadir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def built_plugin():
+    """The mlipprops/allegro plugin for this environment, built in the test run when missing or stale."""
+    from mlipprops import plugin
+    if plugin.stale_reason() is not None:
+        plugin.build()
+    assert plugin.stale_reason() is None
+    return plugin.find()
+
+
 SI_SW = ("--pair-style", "sw", "--pair-coeff", "* * Si.sw Si")
 CU_EAM = ("--pair-style", "eam/alloy", "--pair-coeff", "* * Cu_mishin1.eam.alloy Cu")
 

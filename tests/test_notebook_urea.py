@@ -54,7 +54,7 @@ def test_urea_melt_reports_molecules_and_brackets(urea_dir):
     """Plumbing on a cell far too small for physics: the C sublattice carries the order parameter, every trial says
     whether the molecules survived (this model breaks some at 800 K: it must say so), the search brackets T_m."""
     melt = load(urea_dir / "melt" / "melt.json")
-    assert melt["order_parameter"]["group"] == "type 1"  # the C sublattice (C is type 1 of C H N O)
+    assert melt["order_parameter"]["sublattice"] == "C"  # the C sublattice, its neighbours C atoms alone
     assert melt["order_parameter"]["coordination"] == 14
     assert melt["molecules_intact"] == all(t["molecules_intact"] for t in melt["trials"])
     assert all(t["molecules_intact"] for t in melt["trials"] if t["temperature"] < 600)

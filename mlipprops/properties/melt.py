@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from mlipprops import coexistence
+from mlipprops.order import shell_gap_cutoff, solid_like
 from mlipprops.engine import Engine, State, template
 from mlipprops.errors import InputError
 from mlipprops.parallel import Groups
@@ -53,26 +54,6 @@ class MeltSettings:
     hydrogen_mass: float | None = None
 
 
-def shell_gap_cutoff(centres: np.ndarray, distances: np.ndarray, reach: float = 1.8) -> float:
-    """A neighbour cutoff in the widest gap between neighbour shells (relative to the shell radius) within
-    `reach` x the nearest distance: the first shell for fcc (12) and diamond (4), the 8 + 6 of bcc, and the 14
-    near neighbours of a molecular sublattice whose shells are split by the lower symmetry (urea's C atoms: 4 at
-    4.26, 2 at 4.68, 4 at 4.98, 4 at 5.56 A, then none before 7.27 A). Where that does not give every atom the
-    same count (no clean shells: a glass, a liquid), halfway from 1.1 x the nearest distance to the next one."""
-    d = np.sort(distances)
-    radii = d[np.r_[True, np.diff(d) > 0.01]]  # each shell by its nearest member
-    if (radii > reach * radii[0]).any():  # keep the shells within reach, and the first one beyond
-        radii = radii[:np.argmax(radii > reach * radii[0]) + 1]
-    if len(radii) >= 2:
-        k = np.argmax(radii[1:] / radii[:-1])
-        cutoff = float(0.5 * (1.1 * radii[k] + radii[k + 1]))  # room for thermal spread of the last shell inside
-        counts = np.bincount(centres[distances < cutoff])
-        if counts.min() == counts.max():
-            return cutoff
-    beyond = d[d > 1.1 * d[0]]
-    return float(0.5 * (1.1 * d[0] + beyond.min())) if beyond.size else float(1.2 * d[0])
-
-
 def order_parameter(system: System, settings: MeltSettings) -> dict:
     """Cutoff and bond threshold of the solid-like criterion from the crystal itself."""
     from ase.neighborlist import neighbor_list
@@ -88,12 +69,8 @@ def order_parameter(system: System, settings: MeltSettings) -> dict:
     cutoff = settings.order_cutoff or shell_gap_cutoff(i, d)
     z = np.bincount(i[d < cutoff], minlength=len(sub)).min()
     bonds = settings.order_bonds or max(3, int(round(0.6 * z)))
-    group = "union all"
-    if settings.order_species:
-        t = system.potential.type_symbols.index(settings.order_species) + 1
-        group = f"type {t}"
-    return {"cutoff": float(cutoff), "min_bonds": int(bonds), "coordination": int(z), "group": group,
-            "n_order": int(mask.sum())}
+    return {"cutoff": float(cutoff), "min_bonds": int(bonds), "coordination": int(z),
+            "sublattice": settings.order_species, "n_order": int(mask.sum())}
 
 
 class MeltEngine:
@@ -106,8 +83,13 @@ class MeltEngine:
         from mlipprops import molecules
         # a molecular crystal must still be the same molecules after melting: checked after every trial
         self.molecules = molecules.composition(system.atoms) if molecules.is_molecular(system.atoms) else None
-        engine.command(template("melt_order", order_group=order["group"], cutoff=order["cutoff"],
-                                min_bonds=order["min_bonds"]))
+        if order["sublattice"]:  # neighbours from the sublattice alone: counted in Python (mlipprops/order.py)
+            cutoff, bonds = order["cutoff"], order["min_bonds"]
+            ids = np.flatnonzero(np.array(system.atoms.get_chemical_symbols()) == order["sublattice"]) + 1
+            engine.observe("mlp_nsolid", settings.sample_every, ids,
+                           lambda positions, cell: solid_like(positions, cell, cutoff, bonds).sum())
+        else:
+            engine.command(template("melt_order", cutoff=order["cutoff"], min_bonds=order["min_bonds"]))
         self.p_lammps = self.units.pressure_from_stress(-settings.pressure)
         if settings.hydrogen_mass and "H" in system.potential.type_symbols:
             engine.command(f"mass {system.potential.type_symbols.index('H') + 1} {settings.hydrogen_mass!r}")
@@ -184,9 +166,8 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     s = settings
     order = order_parameter(system, s)
     model = system.potential.model
-    if model is not None and order["cutoff"] > model.r_max:
-        # LAMMPS' orientorder/atom takes neighbours from the pair style's list (a molecular sublattice reaches
-        # past a model's r_max): widen that list, not the model
+    if model is not None and order["cutoff"] > model.r_max and not order["sublattice"]:
+        # LAMMPS' orientorder/atom takes neighbours from the pair style's list: widen that list, not the model
         system = replace(system, potential=replace(system.potential, neighbor_cutoff=order["cutoff"]))
     engine = system.open_engine(groups.comm, log_path)
     if relax_settings is not None:
