@@ -224,11 +224,11 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
             raise InputError(f"the solid still grows at {upper:g}, the top of the bracket: raise --tmax")
         if progress is not None:
             progress.set_postfix_str(", ".join(f"{r['temperature']:g}: {r['verdict']}" for r in new))
-        # done when T_m is known to the target and trials sit close on both sides of it (the rate is linear in
-        # T only near T_m, so a fit through far trials alone is not trusted)
+        # done when T_m is known to the target and trials sit close on both sides of it, two at least on each
+        # (the rate is linear in T only near T_m, so a fit through far trials alone is not trusted)
         if lo is not None and hi is not None:
             Tm, err = coexistence.melting_point(trials)
-            if err <= s.target_error and abs(hi - lo) <= 4 * s.target_error:
+            if err <= s.target_error and abs(hi - lo) <= 4 * s.target_error and coexistence.both_sides(trials, Tm):
                 break
     record["trials"] = trials
     lo, hi = coexistence.bracket(trials)
