@@ -142,7 +142,7 @@ def worker_lammps(args) -> dict:
     data = np.load(args.input)
     atoms = Atoms(symbols=[str(s) for s in data["symbols"]], positions=data["positions"], cell=data["cell"],
                   pbc=True, masses=data["masses"])
-    potential = Potential.from_model(args.model, backend=args.backend).with_types_for(
+    potential = Potential.model(args.model, backend=args.backend).with_types_for(
         atoms.get_chemical_symbols(), "benchmark cell")
     system = System(atoms, potential, "benchmark cell")
     t0 = time.perf_counter()

@@ -155,12 +155,12 @@ def stock_constants(results: Path, strain: float) -> tuple[np.ndarray, float, fl
 
 
 # -- running and timing ---------------------------------------------------------------------------------------
-# mlipprops' CLI with two functions clocked: the physics (elastic_constants: open LAMMPS, load the potential,
-# relax, 12 strained cells; the counterpart of everything the stock deck does) and the writing of
-# elastic.json/C.csv/C.png. cli.run_elastic looks both up at call time, so patching the modules reaches it.
+# mlipprops' CLI with two functions clocked: the physics (properties.elastic.compute: open LAMMPS, load the
+# potential, relax, 12 strained cells; the counterpart of everything the stock deck does) and the writing of
+# elastic.json/C.csv/C.png (ElasticResult.save). Both are looked up at call time, so patching them reaches them.
 PROBE = """
 import sys, time
-import mlipprops.cli, mlipprops.outputs, mlipprops.properties.elastic
+import mlipprops.cli, mlipprops.properties.elastic
 
 def clocked(module, name):
     inner = getattr(module, name)
@@ -172,8 +172,8 @@ def clocked(module, name):
             print(f"PROBE {name} {time.perf_counter() - start!r}", file=sys.stderr)
     setattr(module, name, wrapper)
 
-clocked(mlipprops.properties.elastic, "elastic_constants")
-clocked(mlipprops.outputs, "elastic_files")
+clocked(mlipprops.properties.elastic, "compute")
+clocked(mlipprops.properties.elastic.ElasticResult, "save")
 sys.exit(mlipprops.cli.main())
 """
 
@@ -211,7 +211,7 @@ def run_ours(m: Material, xyz: Path, strain: float, work: Path) -> dict:
 
 
 def probe_ours(m: Material, xyz: Path, strain: float, work: Path) -> dict:
-    """The CLI under PROBE: seconds in elastic_constants and in elastic_files."""
+    """The CLI under PROBE: seconds in properties.elastic.compute and in ElasticResult.save."""
     out = Path(tempfile.mkdtemp(prefix="probe_", dir=work))
     _, stderr = timed([sys.executable, "-c", PROBE, *ours_arguments(m, xyz, strain, out)], work)
     return {name: float(t) for _, name, t in (line.split() for line in stderr.split("\n")
@@ -269,7 +269,7 @@ def benchmark(m: Material, n: int, strain: float, repeats: int, work: Path) -> d
         order = order[1:] + order[:1]  # rotate who goes first, so no side always meets the warmest caches
     ours_s = [r["wall"] for r in runs["ours"]]
     stock_s = [r["wall"] for r in runs["stock"]]
-    ours_lammps = statistics.median(p["elastic_constants"] for p in runs["probe"])
+    ours_lammps = statistics.median(p["compute"] for p in runs["probe"])
     stock_lammps = statistics.median(r["lammps"] for r in runs["stock"])
     C_ours, C_stock = cubic(runs["ours"][-1]["C"]), cubic(runs["stock"][-1]["C"])
     return {
@@ -280,7 +280,7 @@ def benchmark(m: Material, n: int, strain: float, repeats: int, work: Path) -> d
         "ours_in_process_median_s": statistics.median(r["in_process"] for r in runs["ours"]),
         "ours_lammps_part_s": ours_lammps, "stock_lammps_part_s": stock_lammps,
         "lammps_part_stock_over_ours": stock_lammps / ours_lammps,
-        "ours_writing_files_s": statistics.median(p["elastic_files"] for p in runs["probe"]),
+        "ours_writing_files_s": statistics.median(p["save"] for p in runs["probe"]),
         "C_ours_GPa": C_ours, "C_stock_GPa": C_stock,
         "C_diff_GPa": {k: C_ours[k] - C_stock[k] for k in C_ours},
         "max_force_left": {"ours": runs["ours"][-1]["fmax"], "stock": runs["stock"][-1]["fmax"]},

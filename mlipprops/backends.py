@@ -16,7 +16,7 @@ import numpy as np
 
 from mlipprops import tensors
 from mlipprops.errors import InputError
-from mlipprops.potential import pair_commands
+from mlipprops.potential import pair_commands, quoted_path
 
 BACKENDS = ("auto", "upstream", "plugin", "python")
 FIX_ID = "mlp_model"
@@ -26,7 +26,7 @@ def choose(engine, potential) -> str:
     """The backend for this engine: the requested one if it can evaluate the model right here, else refused."""
     from mlipprops import plugin
 
-    model, requested, ranks = potential.model, potential.backend, engine.comm.Get_size()
+    model, requested, ranks = potential.model_info, potential.backend, engine.comm.Get_size()
     one_rank_only = not model.local
     if requested == "auto":
         if model.local and engine.lmp.has_style("pair", "allegro"):
@@ -51,13 +51,13 @@ def _kind(model) -> str:
 
 def attach(engine, potential):
     """Define the potential on an open engine. Returns (backend name, the Python model force or None)."""
-    model = potential.model
+    model = potential.model_info
     if model is None:
         engine.command("\n".join(potential.commands()))
         return "lammps", None
     backend = choose(engine, potential)
     elements = " ".join(potential.type_symbols)
-    coeff = [f"* * {model.path} {elements}"]
+    coeff = [f"* * {quoted_path(model.path, 'model file')} {elements}"]
     if backend == "upstream":
         if not engine.lmp.has_style("pair", "allegro"):
             raise InputError("--backend upstream: this LAMMPS has no pair_style allegro (build it with "
@@ -88,10 +88,10 @@ class PythonModelForce:
         from mlipprops.torch_model import DeployedModel
 
         self.engine = engine
-        self.model = DeployedModel(potential.model)
-        self.cutoff = max(potential.model.r_max, potential.neighbor_cutoff)
+        self.model = DeployedModel(potential.model_info)
+        self.cutoff = max(potential.model_info.r_max, potential.neighbor_cutoff)
         # LAMMPS type t (1-based) -> index into the model's type_names
-        self.type_map = np.array([0] + [potential.model.type_names.index(s) for s in potential.type_symbols])
+        self.type_map = np.array([0] + [potential.model_info.type_names.index(s) for s in potential.type_symbols])
         self.born_every, self.born_delta, self.born_rows = 0, 0.0, {}
 
     def attach(self) -> None:

@@ -81,17 +81,33 @@ def bracket(trials: list[dict]) -> tuple[float | None, float | None]:
     return (max(grows) if grows else None), (min(melts) if melts else None)
 
 
-def melting_point(trials: list[dict], window: float | None = None) -> tuple[float, float]:
-    """T_m and its standard error from a straight-line fit of rate(T) through the trials near the bracket: within
-    `window` of its midpoint (default: twice the bracket width, at least 3 % of T), and at least the 4 closest.
-    The bracket only says where to look: a single trial can fall on the wrong side by chance (a small cell near
-    T_m may crystallize whole), so neither the zero nor its error is limited to it.
+@dataclass
+class RateLine:
+    """The straight line rate = slope (T - mid) + intercept fitted near the bracket (rate_line)."""
+    mid: float
+    slope: float
+    intercept: float
+    cov: np.ndarray           # of (slope, intercept), scaled as described in rate_line
+    temperatures: list        # of the trials in the fit
+    t_factor: float           # Student's t at 68 % when the scatter was learnt from the residuals, else 1
+
+    def at(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The line and its 1-sigma band at temperatures T."""
+        X = np.vstack([np.asarray(T, float) - self.mid, np.ones_like(T, float)]).T
+        return X @ np.array([self.slope, self.intercept]), np.sqrt(np.einsum("ij,jk,ik->i", X, self.cov, X))
+
+
+def rate_line(trials: list[dict], window: float | None = None) -> RateLine:
+    """A straight-line fit of rate(T) through the trials near the bracket: within `window` of its midpoint
+    (default: twice the bracket width, at least 3 % of T), and at least the 4 closest. The bracket only says
+    where to look: a single trial can fall on the wrong side by chance (a small cell near T_m may crystallize
+    whole), so the fit is not limited to it.
 
     Random effects: each rate is off by its own error and by a scatter tau common to all trials (method of
     moments, as DerSimonian & Laird, Control. Clin. Trials 7, 177 (1986), for a line), and the covariance is
     scaled by the weighted residuals when they exceed their expectation (Knapp & Hartung, Stat. Med. 22, 2693
-    (2003)); the error of the zero by the delta method, widened to the 68 % quantile of Student's t with n - 2
-    degrees of freedom (a line through 4 rates knows its own scatter poorly)."""
+    (2003)). When the scatter was learnt from the residuals it is an estimate with n - 2 degrees of freedom:
+    errors derived from the line are widened to Student's t (a line through 4 rates knows its scatter poorly)."""
     low, high = bracket(trials)
     if low is None or high is None:
         raise ValueError("no bracket: need a trial where the solid grows and one where it melts")
@@ -106,9 +122,9 @@ def melting_point(trials: list[dict], window: float | None = None) -> tuple[floa
     # a floor on the error keeps one very quiet trial from owning the fit
     e = np.maximum(np.array([t["rate_error"] for t in near]), 1e-3 * (np.abs(r).max() + 1e-12))
     n = len(T)
-    if np.ptp(T) == 0 or n < 3:
-        return float(mid), float(abs(high - low))
     X = np.vstack([T - mid, np.ones_like(T)]).T
+    if np.ptp(T) == 0 or n < 3:
+        return RateLine(mid, 0.0, 0.0, np.full((2, 2), np.inf), T.tolist(), 1.0)
     w = 1.0 / e**2
     cov = np.linalg.inv(X.T @ (X * w[:, None]))
     residual = r - X @ (cov @ (X.T @ (w * r)))
@@ -118,12 +134,20 @@ def melting_point(trials: list[dict], window: float | None = None) -> tuple[floa
     cov = np.linalg.inv(X.T @ (X * w[:, None]))
     slope, intercept = cov @ (X.T @ (w * r))
     spread = np.sum(w * (r - X @ np.array([slope, intercept])) ** 2) / (n - 2)
-    cov = cov * max(1.0, spread)
-    if slope >= 0:  # rates must fall with T; a flat or rising fit carries no information on the zero
-        return float(mid), float(max(abs(high - low), np.ptp(T) / 2))
-    Tm = mid - intercept / slope
-    grad = np.array([intercept / slope**2, -1.0 / slope])  # delta method on Tm = mid - b/a
-    return float(Tm), float(np.sqrt(grad @ cov @ grad) * student_t.ppf(0.8413, n - 2))
+    learnt = tau2 > 0 or spread > 1.0
+    return RateLine(float(mid), float(slope), float(intercept), cov * max(1.0, spread), T.tolist(),
+                    float(student_t.ppf(0.8413, n - 2)) if learnt else 1.0)
+
+
+def melting_point(trials: list[dict], window: float | None = None) -> tuple[float, float]:
+    """T_m, the zero of rate_line, and its standard error (delta method, with the line's t factor)."""
+    line = rate_line(trials, window)
+    low, high = bracket(trials)
+    if not line.slope < 0:  # rates must fall with T; a flat or rising fit carries no information on the zero
+        return float(line.mid), float(max(abs(high - low), np.ptp(line.temperatures) / 2))
+    Tm = line.mid - line.intercept / line.slope
+    grad = np.array([line.intercept / line.slope**2, -1.0 / line.slope])  # delta method on Tm = mid - b/a
+    return float(Tm), float(np.sqrt(grad @ line.cov @ grad) * line.t_factor)
 
 
 def both_sides(trials: list[dict], Tm: float, count: int = 2) -> bool:

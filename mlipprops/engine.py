@@ -60,6 +60,10 @@ class State:
 
 _CALLBACK_ERROR = "mlp_callback_error"
 
+
+def _quiet(_step, nlocal, _tag, _x, f) -> None:
+    f[:nlocal] = 0.0  # a callback that adds no force
+
 # columns of the MD sample files written by lammps_templates/md_sampling.lmp (the first is the step)
 SAMPLE_COLUMNS = ("step", "lx", "ly", "lz", "xy", "xz", "yz", "vol", "temp", "pe",
                   "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")
@@ -159,6 +163,12 @@ class Engine:
     def close(self) -> None:
         self.lmp.close()
 
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # on every path: a kernel can run a hundred calls
+
     def version(self) -> int:
         return self.lmp.version()
 
@@ -186,6 +196,9 @@ class Engine:
     def set_potential(self, potential: Potential) -> None:
         from mlipprops import backends
         self.backend, self.python_model = backends.attach(self, potential)
+        # Python runs signal handlers only between its own bytecodes: a callback every 50 steps lets Ctrl-C stop
+        # a long LAMMPS run within 50 steps (add_callback raises it after the run) instead of after it
+        self.add_callback("mlp_watchdog", 50, _quiet)
 
     # -- observables (LAMMPS frame, report units) ----------------------------------------------------------
     def evaluate(self) -> None:
@@ -234,6 +247,17 @@ class Engine:
         self.command(template("box_relax", mode=mode, pressure=float(pressure), vmax=float(vmax),
                               ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
 
+    def deform(self, reference: State, strain: np.ndarray) -> np.ndarray:
+        """Restore `reference` and apply the symmetric `strain` (LAMMPS frame) to cell and atoms. The strained
+        cell is no longer LAMMPS-shaped: it is rotated back into shape by R, which is returned, so that a stress
+        s measured now is R.T @ s @ R in the frame of the strain (no spurious rotation couples to it)."""
+        from mlipprops.structure import LammpsFrame, lammps_cell
+
+        deformed = reference.cell @ (np.eye(3) + strain)
+        self.restore_state(reference)
+        self.set_cell(lammps_cell(deformed), remap=True)
+        return LammpsFrame.for_cell(deformed).Q
+
     def save_state(self, velocities: bool = False) -> State:
         x = self._gather("x", 1, 3).reshape(-1, 3)
         images = self._gather("image", 0, 1)
@@ -249,6 +273,12 @@ class Engine:
             self._scatter("v", 1, 3, state.velocities)
 
     # -- molecular dynamics ---------------------------------------------------------------------------------
+    def set_mass(self, atom_type: int, mass: float) -> None:
+        self.command(f"mass {int(atom_type)} {float(mass)!r}")
+
+    def set_timestep(self, timestep: float) -> None:
+        self.command(f"timestep {float(timestep)!r}")
+
     def set_velocities(self, temperature: float, seed: int) -> None:
         self.command(f"velocity all create {float(temperature)!r} {int(seed)} mom yes rot no dist gaussian")
 
@@ -286,6 +316,14 @@ class Engine:
             if self.comm.Get_rank() == 0:
                 np.savetxt(born_path, rows, fmt="%.12g", header="step and the 21 Born matrix values of "
                            "compute born/matrix (energy units), from the model in Python")
+
+    def run_with(self, steps: int, *blocks: str) -> None:
+        """`run steps` from step 0 with the fixes of the given command blocks (lammps_templates texts), which are
+        removed afterwards."""
+        fixes = [f for text in blocks for f in re.findall(r"^fix\s+(\S+)", text, re.M)]
+        self.command("reset_timestep 0\n" + "\n".join(blocks))
+        self.command(f"run {int(steps)}")
+        self.command("\n".join(f"unfix {f}" for f in fixes))
 
     def read_samples(self, path: str) -> np.ndarray:
         """A sample file written by md(), read on rank 0 and shared with the engine's ranks."""

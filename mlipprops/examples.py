@@ -33,3 +33,16 @@ EXAMPLES = {
     "cu-eam": Example("Cu_fcc.cif", "fcc Cu, EAM of Mishin et al. (PRB 63, 224106 (2001))",
                       pair_style="eam/alloy", pair_coeffs=("* * Cu_mishin1.eam.alloy Cu",)),
 }
+
+
+def example(name: str):
+    """A bundled example as (structure, potential): "urea" (the Allegro model), "si-sw", "cu-eam"."""
+    import mlipprops as mp
+    from mlipprops.errors import InputError
+
+    if name not in EXAMPLES:
+        raise InputError(f"example {name}: choose one of {', '.join(sorted(EXAMPLES))}")
+    ex = EXAMPLES[name]
+    potential = mp.Potential.model(ex.model_path()) if ex.model else \
+        mp.Potential.lammps(ex.pair_style, list(ex.pair_coeffs), ex.units)
+    return mp.read_structure(ex.structure_path()), potential

@@ -7,8 +7,7 @@ import numpy as np
 from ase import Atoms
 
 from mlipprops import tensors
-from mlipprops.plots import stiffness_heatmap
-from mlipprops.results import write_atomic, write_json
+from mlipprops.results import write_json
 from mlipprops.structure import lattice_parameters
 from mlipprops.units import AMU_PER_A3_TO_G_CM3, Units
 
@@ -21,19 +20,46 @@ def cell_record(atoms: Atoms, units: Units) -> dict:
     return record
 
 
+_STRUCTURE_FORMATS = ((".cif", "cif"), (".extxyz", "extxyz"), (".data", "lammps-data"))
+
+
+def structure_files(stem: str) -> list[str]:
+    return [stem + suffix for suffix, _ in _STRUCTURE_FORMATS]
+
+
 def write_structures(out_dir: str, stem: str, atoms: Atoms, type_symbols: list[str]) -> list[str]:
     """Relaxed structure as CIF and extxyz (input frame) and LAMMPS data (LAMMPS frame, types as in the run)."""
     from ase.io import write
 
-    paths = []
-    for suffix, fmt, kwargs in ((".cif", "cif", {}), (".extxyz", "extxyz", {}),
-                                (".data", "lammps-data", {"specorder": list(type_symbols), "masses": True})):
+    for suffix, fmt in _STRUCTURE_FORMATS:
         path = os.path.join(out_dir, stem + suffix)
         tmp = path + ".part"
+        kwargs = {"specorder": list(type_symbols), "masses": True} if fmt == "lammps-data" else {}
         write(tmp, atoms, format=fmt, **kwargs)
         os.replace(tmp, path)
-        paths.append(os.path.basename(path))
-    return paths
+    return structure_files(stem)
+
+
+def save(out_dir: str, name: str, record: dict, atoms: Atoms | None = None) -> None:
+    """A result's JSON record, and its structure files when it has any (`structure_files`). Rank 0 writes."""
+    from mlipprops.parallel import is_root
+
+    if not is_root():
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    if atoms is not None and record.get("structure_files"):
+        stem = record["structure_files"][0].rsplit(".", 1)[0]
+        write_structures(out_dir, stem, atoms, record["provenance"]["potential"]["types"])
+    write_json(os.path.join(out_dir, name), record)
+
+
+def read_atoms(folder: str, record: dict) -> Atoms | None:
+    """The structure a saved result wrote beside its JSON (input frame), if it is there."""
+    from ase.io import read
+
+    files = [f for f in record.get("structure_files", []) if f.endswith(".extxyz")]
+    path = os.path.join(folder, files[0]) if files else None
+    return read(path) if path and os.path.isfile(path) else None
 
 
 def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residual_voigt, max_force: float,
@@ -89,16 +115,6 @@ def elastic_t_record(result: dict, system, units: Units) -> dict:
     }
 
 
-def elastic_files(out_dir: str, record: dict) -> None:
-    """elastic.json, C.csv and C.png."""
-    C, C_err, unit = np.asarray(record["C"]), np.asarray(record["C_err"]), record["units"]
-    write_json(os.path.join(out_dir, "elastic.json"), record)
-    header = "# C_ij (" + unit + "), Voigt order xx yy zz yz xz xy, frame of the input structure\n"
-    rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in C)
-    write_atomic(os.path.join(out_dir, "C.csv"), header + rows + "\n")
-    stiffness_heatmap(C, C_err, unit, os.path.join(out_dir, "C.png"))
-
-
 def stiffness_summary(C: np.ndarray, C_err: np.ndarray | None = None, stress: np.ndarray | None = None) -> dict:
     """S = C^-1 and the moduli of C; the stress-strain coefficients B at the (Voigt, tensile-positive) stress,
     and Born stability from B's eigenvalues (under load, the criteria of Wang, Yip et al., PRB 52, 12627 (1995);
@@ -134,11 +150,3 @@ def melt_record(result: dict, system, units: Units) -> dict:
         "molecules_intact": result["molecules_intact"],
         "settings": result["settings"], "source": system.source,
     }
-
-
-def melt_files(out_dir: str, record: dict) -> None:
-    from mlipprops.plots import melt_rates, melt_trials
-
-    write_json(os.path.join(out_dir, "melt.json"), record)
-    melt_trials(out_dir, record, os.path.join(out_dir, "melt_trials.png"))
-    melt_rates(record, os.path.join(out_dir, "melt_rates.png"))

@@ -65,11 +65,45 @@ def split(count: int) -> Groups:
     return Groups(w.Split(color=index, key=rank), index, count, w)
 
 
-def relaunch_under_mpiexec(np_: int, argv: list[str]) -> int:
-    """Re-run this command under the venv's mpiexec with np_ ranks (for --np)."""
-    import subprocess
+def under_mpiexec() -> bool:
+    """Started by an MPI launcher (then the world is whatever it launched, and np=N is not relaunched)."""
+    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK"))
 
-    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    if not os.path.isfile(mpiexec):
-        mpiexec = shutil.which("mpiexec") or "mpiexec"
-    return subprocess.call([mpiexec, "-n", str(np_), sys.executable, "-m", "mlipprops", *argv])
+
+def mpiexec() -> str:
+    """The launcher of the MPI that LAMMPS and mpi4py use: the one beside this Python (the mpich wheel)."""
+    path = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return path if os.path.isfile(path) else (shutil.which("mpiexec") or "mpiexec")
+
+
+_ERRORS = None  # a communicator of its own for agreeing on errors, never mixed with a run's collectives
+
+
+def prepare_for_errors() -> None:
+    """Collective: called by every rank before a run, so that settle_error can be used inside it."""
+    global _ERRORS
+    if _ERRORS is None and world().Get_size() > 1:
+        _ERRORS = world().Dup()
+
+
+def settle_error(exc: BaseException, wait: float = 5.0) -> None:
+    """After an exception on this rank: return when every rank failed at the same point (a bad input, a LAMMPS
+    error of all ranks: the caller reports it once and every rank exits alike); otherwise print the reason and
+    abort every rank, since the others wait in a collective call for this one, forever."""
+    w = world()
+    if w.Get_size() == 1 or _ERRORS is None:
+        return
+    import time
+    request = _ERRORS.Ibarrier()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if request.Test():
+            return
+        time.sleep(0.01)
+    from mlipprops.errors import report
+    rank = w.Get_rank()
+    print(report(exc) + (f" [MPI rank {rank}]" if rank else ""), file=sys.stderr, flush=True)
+    if os.environ.get("MLIPPROPS_ERROR_FILE"):  # for the process that relaunched this run (np=N)
+        with open(os.environ["MLIPPROPS_ERROR_FILE"], "w") as fh:
+            fh.write(f"{type(exc).__name__}\n{exc}\n")
+    w.Abort(130 if isinstance(exc, KeyboardInterrupt) else 1)

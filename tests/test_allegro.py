@@ -40,7 +40,7 @@ def alloy(kind: str):
 
 
 def lammps_single_point(model: str, atoms, backend: str):
-    pot = Potential.from_model(str(MODELS / model), backend).with_types_for(atoms.get_chemical_symbols(), "t")
+    pot = Potential.model(str(MODELS / model), backend).with_types_for(atoms.get_chemical_symbols(), "t")
     system = System(atoms, pot, "t")
     engine = system.open_engine()
     engine.evaluate()
@@ -117,7 +117,7 @@ def test_nve_conserves_energy():
     atoms = bulk("Cu", "fcc", a=3.62, cubic=True).repeat(2)
     atoms.symbols[::5] = "Au"
     backend = backends()[-1]
-    pot = Potential.from_model(str(MODELS / "cuau_current_f64.nequip.pth"), backend)
+    pot = Potential.model(str(MODELS / "cuau_current_f64.nequip.pth"), backend)
     system = System(atoms, pot.with_types_for(atoms.get_chemical_symbols(), "t"), "t")
     engine = system.open_engine()
     engine.set_velocities(600.0, 3)

@@ -29,7 +29,7 @@ def cuau32(a=3.62):
 
 def engine_for(model: str, backend: str, atoms, neighbor_cutoff: float = 0.0):
     from dataclasses import replace
-    pot = Potential.from_model(model, backend).with_types_for(atoms.get_chemical_symbols(), "test")
+    pot = Potential.model(model, backend).with_types_for(atoms.get_chemical_symbols(), "test")
     return System(atoms, replace(pot, neighbor_cutoff=neighbor_cutoff), "test").open_engine()
 
 

@@ -65,3 +65,32 @@ def test_interrupted_run_resumes_from_the_last_stage(tmp_path):
     # last stage is another sample of the same ensemble, equal within the error bars
     err = np.array(load(tmp_path / "r" / "elastic.json")["C_err"])
     assert np.all(np.abs(C_of(tmp_path / "r") - C1) <= 5 * err + 1e-6)
+
+
+def test_born_and_deformation_agree_under_pressure_in_one_convention(tmp_path):
+    """Lennard-Jones fcc at P = 5 (reduced), T = 0.3: born measures the Brugger C, deformation the stress-strain
+    coefficients B (B11 = C11 - P, B12 = C12 + P, B44 = C44 - P); both report C at the mean stress, and B."""
+    from ase.build import bulk
+    bulk("Ar", "fcc", a=1.5417, cubic=True).repeat((3, 3, 3)).write(tmp_path / "lj.extxyz")
+    records = {}
+    for method in ("born", "deformation"):
+        run_cli("elastic", "--structure", tmp_path / "lj.extxyz", "--units", "lj", "--pair-style", "lj/cut 2.5",
+                "--pair-coeff", "1 1 1.0 1.0", "--temperature", "0.3", "--pressure", "5", "--method", method,
+                "--run-steps", "30000", "--equil-steps", "5000", "--quiet", "--out", tmp_path / method)
+        records[method] = load(tmp_path / method / "elastic.json")
+    cubic = {"C11": [(0, 0), (1, 1), (2, 2)], "C12": [(0, 1), (0, 2), (1, 2)], "C44": [(3, 3), (4, 4), (5, 5)]}
+
+    def average(r, key):
+        M, E = np.array(r[key]), np.array(r["C_err"])
+        return {k: (np.mean([M[i, j] for i, j in v]), np.sqrt(np.sum([E[i, j] ** 2 for i, j in v])) / 3)
+                for k, v in cubic.items()}
+    born, deformation = average(records["born"], "C"), average(records["deformation"], "C")
+    for k in cubic:
+        assert abs(born[k][0] - deformation[k][0]) < 4 * np.hypot(born[k][1], deformation[k][1]), k
+    # and the conversion is what makes them agree: B differs from C by the pressure, many error bars
+    B = average(records["deformation"], "B")
+    assert B["C44"][0] == pytest.approx(deformation["C44"][0] - 5.0, abs=0.05)
+    assert abs(B["C44"][0] - born["C44"][0]) > 6 * np.hypot(born["C44"][1], deformation["C44"][1])
+    for r in records.values():
+        assert r["convention"] == "Brugger C at the mean stress"
+        assert np.allclose(r["mean_stress_GPa"][:3], -5.0, atol=0.05)

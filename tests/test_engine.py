@@ -12,7 +12,7 @@ from mlipprops.system import System
 @pytest.fixture
 def si_system():
     atoms = bulk("Si", "diamond", a=5.431, cubic=True)
-    return System(atoms, Potential.from_options("sw", ["* * Si.sw Si"]).with_types_for(["Si"], "x"), "test")
+    return System(atoms, Potential.lammps("sw", ["* * Si.sw Si"]).with_types_for(["Si"], "x"), "test")
 
 
 def test_image_flags_match_lammps(si_system, tmp_path):
@@ -60,7 +60,7 @@ def test_save_restore_is_exact_in_memory(si_system, tmp_path):
 def test_positions_come_back_in_input_order_and_frame():
     atoms = bulk("Si", "diamond", a=5.431)  # primitive, triclinic: LAMMPS rotates it
     atoms.positions += 0.05 * np.arange(6).reshape(2, 3)
-    system = System(atoms, Potential.from_options("sw", ["* * Si.sw Si"]).with_types_for(["Si"], "x"), "t")
+    system = System(atoms, Potential.lammps("sw", ["* * Si.sw Si"]).with_types_for(["Si"], "x"), "t")
     engine = system.open_engine()
     back = system.atoms_from_state(engine.save_state())
     assert np.allclose(back.cell[:], atoms.cell[:]) and np.allclose(back.positions, atoms.positions)
@@ -79,7 +79,7 @@ def test_observables_are_current_after_minimize(tmp_path):
     """relax and elastic read stress and forces right after minimize, without another evaluation."""
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
     atoms.rattle(0.05, seed=1)
-    pot = Potential.from_options("eam/alloy", ["* * Cu_mishin1.eam.alloy Cu"]).with_types_for(["Cu"], "x")
+    pot = Potential.lammps("eam/alloy", ["* * Cu_mishin1.eam.alloy Cu"]).with_types_for(["Cu"], "x")
     engine = System(atoms, pot, "t").open_engine()
     engine.evaluate()
     cell = engine.cell()

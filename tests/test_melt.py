@@ -13,7 +13,9 @@ REDUCED = ("melt", "--example", "cu-eam", "--quiet", "--cell-length", "10", "--r
 
 
 def test_copper_reduced_run_brackets_the_published_melting_point(tmp_path):
-    """The default cell (4x4x12, 768 atoms), runs 2.5x shorter than the default; 3x3x9 cells were too noisy."""
+    """The default cell (4x4x12, 768 atoms), runs 2.5x shorter than the default; 3x3x9 cells were too noisy.
+    Trajectories are chaotic: the same seed gives another T_m on another machine, so the test holds the spread
+    between seeds, not one number."""
     args = [a for a in REDUCED if a not in ("--cell-length", "10")]
     run_cli(*args, "--guess", "1300", "--max-trials", "6", "--target-error", "10", "--out", tmp_path / "m")
     r = load(tmp_path / "m" / "melt.json")
@@ -22,9 +24,10 @@ def test_copper_reduced_run_brackets_the_published_melting_point(tmp_path):
     grows = [t["temperature"] for t in r["trials"] if t["verdict"] == "solid grows"]
     melts = [t["temperature"] for t in r["trials"] if t["verdict"] == "solid melts"]
     assert min(grows) < 1315 and max(melts) > 1327  # the search straddles the published values
-    # T_m +- 2 sigma brackets a published value (1315-1327 K); a single trial near T_m may go either way by
-    # chance in a cell this small, so the bracket of verdicts alone is not the test, the fitted zero is
-    assert r["T_m"] - 2 * r["T_m_err"] <= 1327 and r["T_m"] + 2 * r["T_m_err"] >= 1315 and r["T_m_err"] < 40
+    # Tolerances from the measured seed-to-seed spread of exactly this run (benchmarks/README.md: 6 seeds, mean
+    # 1327 K, standard deviation 21 K, reported errors 7-41 K): T_m within 3.3 spreads of the published 1321 K
+    # fails by chance about once in a thousand runs; the error bar must be of the size of that spread
+    assert abs(r["T_m"] - 1321) < 3.3 * 21 and 0.2 * 21 < r["T_m_err"] < 3 * 21
     assert r["heating_ramp"]["melts_at"] > r["T_m"]  # superheating: a ramp overshoots
     for t in r["trials"]:
         assert {"temperature", "rate", "rate_error", "verdict"} <= set(t)

@@ -93,12 +93,12 @@ def test_python_model_forces_and_virial_are_derivatives(toy, cuau):
 
 
 def test_fix_external_backend_equals_the_model(toy, cuau):
-    pot = Potential.from_model(toy, backend="python").with_types_for(cuau.get_chemical_symbols(), "x")
+    pot = Potential.model(toy, backend="python").with_types_for(cuau.get_chemical_symbols(), "x")
     system = System(cuau, pot, "x")
     engine = system.open_engine()
     engine.evaluate()
     assert engine.backend == "python"
-    e, f, w = DeployedModel(pot.model)(cuau.positions, cuau.cell[:], [0 if s == "Cu" else 1 for s in
+    e, f, w = DeployedModel(pot.model_info)(cuau.positions, cuau.cell[:], [0 if s == "Cu" else 1 for s in
                                                                          cuau.get_chemical_symbols()])
     assert engine.energy() == pytest.approx(e, abs=1e-10)
     assert np.abs(system.frame.vectors_to_input(engine.forces()) - f).max() < 1e-10
@@ -109,7 +109,7 @@ def test_fix_external_backend_equals_the_model(toy, cuau):
 
 def test_species_not_in_model(toy):
     with pytest.raises(InputError, match="Ag .*not in the model"):
-        Potential.from_model(toy).with_types_for(["Cu", "Ag"], "cuag.cif")
+        Potential.model(toy).with_types_for(["Cu", "Ag"], "cuag.cif")
 
 
 @pytest.mark.mpi

@@ -12,10 +12,8 @@ from ase.io import read
 from ase.units import GPa
 
 from conftest import DATA, load, run_cli
+import mlipprops as mp
 from mlipprops import examples, tensors
-from mlipprops.potential import Potential
-from mlipprops.properties.evaluate import single_point
-from mlipprops.system import System
 
 CARD = json.loads(resources.files("mlipprops.data").joinpath("urea_allegro.json").read_text())
 MODEL = examples.EXAMPLES["urea"].model_path()
@@ -29,10 +27,10 @@ def test_bundled_model_reproduces_gfn2_xtb_on_held_out_frames(backend, tmp_path)
     if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
         pytest.skip("plugin not built here (CI builds it first)")
     frames = read(DATA / "urea_gfn2_heldout.extxyz", ":")
-    potential = Potential.from_model(MODEL, backend).with_types_for(["C", "H", "N", "O"], MODEL)
+    potential = mp.Potential.model(MODEL, backend)
     dE, dF, dS = [], [], []
     for atoms in frames:
-        record = single_point(System(atoms, potential, "held-out frame"), None, str(tmp_path / "log.lammps"))
+        record = mp.evaluate(atoms, potential).to_dict()
         assert record["backend"] == backend
         dE.append((record["energy"] - atoms.get_potential_energy()) / len(atoms))
         dF.append(np.asarray(record["forces"]) - atoms.get_forces())
@@ -89,11 +87,10 @@ def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
     if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
         pytest.skip("plugin not built here (CI builds it first)")
     atoms = read(DATA / "urea_gfn2_heldout.extxyz", "0")
-    potential = Potential.from_model(MODEL, backend).with_types_for(["C", "H", "N", "O"], MODEL)
-    plain = single_point(System(atoms, potential, "frame"), None, str(tmp_path / "a.lammps"))
-    wide = single_point(System(atoms, replace(potential, neighbor_cutoff=6.7), "frame"), None,
-                        str(tmp_path / "b.lammps"))
-    assert "hybrid/overlay" in (tmp_path / "b.lammps").read_text() or backend == "python"
+    potential = mp.Potential.model(MODEL, backend)
+    plain = mp.evaluate(atoms, potential, out=tmp_path / "a").to_dict()
+    wide = mp.evaluate(atoms, replace(potential, neighbor_cutoff=6.7), out=tmp_path / "b").to_dict()
+    assert "hybrid/overlay" in (tmp_path / "b" / "log.lammps").read_text() or backend == "python"
     assert wide["energy"] == pytest.approx(plain["energy"], abs=1e-8)
     assert np.abs(np.array(wide["forces"]) - plain["forces"]).max() < 1e-9
     assert np.abs(np.array(wide["stress_GPa"]) - plain["stress_GPa"]).max() < 1e-9

@@ -1,23 +1,25 @@
-"""Elastic constants at 0 K by finite +-deformation of the relaxed cell.
+"""The elastic constant tensor C_ij: at 0 K by finite +-deformation of the relaxed cell, or at temperature by
+molecular dynamics (properties/elastic_t.py: born, fluctuation, deformation).
 
-Strains are defined in the input frame, mapped into LAMMPS' frame, applied in place (change_box remap from a
-restored reference state), ions relaxed, and the stress mapped back; so C comes out directly in the frame of the
-input file. A strained cell is no longer LAMMPS-shaped: it is rotated back into shape, and the stress rotated
-back with it, which removes the spurious rotation that an upper-triangular shear would add.
+0 K: strains are defined in the input frame, mapped into LAMMPS' frame, applied in place (a restored reference
+state, strained with change_box remap), ions relaxed, and the stress mapped back; so C comes out directly in the
+frame of the input file (Engine.deform removes the spurious rotation an upper-triangular shear would add).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+import sys
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from ase import Atoms
 
-from mlipprops import stiffness, tensors
-from mlipprops.engine import Engine, State
-from mlipprops.parallel import Groups
-from mlipprops.properties.relax import RelaxSettings, relax, relax_ions
-from mlipprops.results import Checkpoints
-from mlipprops.structure import lammps_cell, LammpsFrame
-from mlipprops.system import System
+from mlipprops import outputs, stiffness, tensors
+from mlipprops.errors import InputError
+from mlipprops.properties.relax import RelaxSettings, outcome_record, relax_in_place, relax_ions
+
+METHODS = ("born", "fluctuation", "deformation")
+RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds")
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,128 @@ class ElasticSettings:
     # Two amplitudes by default: the smaller one gives C, the pair gives a measured truncation error. 0.5 % is
     # large enough that float32 models' stress noise (~1e-4 GPa) is < 1 % of the stress change even for a soft
     # molecular crystal (C ~ 5 GPa), and small enough that the O(d^2) error of central differences is ~0.01 %.
-    amplitudes: tuple[float, ...] = (0.005, 0.01)
-    relaxed_ions: bool = True
+    strains: tuple[float, ...] = (0.005, 0.01)
+    clamped_ion: bool = False
+    no_relax: bool = False
+    # box relaxation first (and the pressure of the MD at temperature)
+    pressure: float = 0.0
+    relax_mode: str | None = None
+    stress_tol: float = 1e-3
     force_tol: float = 1e-4
+    max_rounds: int = 30
+    # at temperature (molecular dynamics) when temperature is set
+    temperature: float | None = None
+    method: str = "born"
+    timestep: float | None = None   # None: 1 fs, 0.5 fs with hydrogen (lj 0.005)
+    equil_steps: int = 10000
+    run_steps: int = 50000
+    sample_every: int = 10
+    born_every: int = 100
+    md_strain: float = 0.01         # deformation method
+    seed: int = 4928459
+    born_delta: float | None = None  # None: what the potential's precision resolves
+
+    def relax(self) -> RelaxSettings | None:
+        return None if self.no_relax else RelaxSettings(**{k: getattr(self, k) for k in RELAX_FIELDS})
+
+    def for_system(self, system) -> "ElasticSettings":
+        """The defaults that depend on the system: the relaxation mode from the cell; at temperature 1 fs steps
+        (0.5 fs with hydrogen), and a Born finite-difference step that the potential's precision resolves: 1e-6 in
+        float64, 1e-3 for a float32 model (measured, CuAu Allegro: 1e-6 leaves 2 % noise on C11, 1e-3 0.02 %;
+        truncation 0.2 % at 1e-2)."""
+        mode = RelaxSettings(relax_mode=self.relax_mode).for_system(system).relax_mode
+        if self.temperature is None:
+            return replace(self, relax_mode=mode)
+        units, model = system.potential.units, system.potential.model_info
+        has_h = "H" in system.atoms.get_chemical_symbols()
+        timestep = units.default_timestep / (2 if has_h else 1) if self.timestep is None else self.timestep
+        if self.born_delta is not None:
+            delta = self.born_delta
+        else:
+            delta = 1e-3 if model is not None and model.model_dtype == "float32" else 1e-6
+        return replace(self, relax_mode=mode, timestep=timestep, born_delta=delta)
+
+    def check(self, system) -> None:
+        RelaxSettings(**{k: getattr(self, k) for k in RELAX_FIELDS}).check(system)
+        if not self.strains or min(self.strains) <= 0:
+            raise InputError(f"--strains {','.join(map(str, self.strains))}: amplitudes must be positive")
+        if max(self.strains) > 0.05:
+            raise InputError(f"--strains {','.join(map(str, self.strains))}: amplitudes are fractions, not per cent "
+                             "(0.005 is 0.5 %); above 5 % the response is not linear")
+        if self.temperature is None:
+            return
+        if self.method not in METHODS:
+            raise InputError(f"--method {self.method}: choose one of {', '.join(METHODS)}")
+        if not self.temperature > 0:
+            raise InputError(f"--temperature {self.temperature:g}: must be positive (omit it for 0 K)")
+        if not (self.timestep > 0 and self.born_delta > 0):
+            raise InputError(f"--timestep {self.timestep:g}: must be positive (in LAMMPS time units: ps for metal)")
+        if not (self.sample_every >= 1 and self.born_every >= 1 and self.equil_steps >= 1):
+            raise InputError("--sample-every, --born-every and --equil-steps must be at least 1")
+        if self.run_steps < 20 * self.sample_every:
+            raise InputError(f"--run-steps {self.run_steps}: at least 20 samples long (20 x --sample-every)")
+        if not 0 < self.md_strain <= 0.05:
+            raise InputError(f"--md-strain {self.md_strain:g}: a fraction in (0, 0.05] (0.01 is 1 %)")
+
+    def at_zero_kelvin(self) -> dict:
+        """What a 0 K result depends on (the checkpoints' key): the MD settings do not change it."""
+        return {"amplitudes": self.strains, "relaxed_ions": not self.clamped_ion, "force_tol": self.force_tol}
 
 
+@dataclass
+class ElasticResult:
+    """elastic.json (`to_dict()`), with C and what follows from it as arrays; `atoms`: the relaxed structure (0 K)
+    or the crystal in its mean cell at T."""
+    record: dict
+    atoms: Atoms | None = None
+
+    C = property(lambda self: np.array(self.record["C"]))
+    C_err = property(lambda self: np.array(self.record["C_err"]))
+    B = property(lambda self: np.array(self.record["B"]))
+    S = property(lambda self: None if self.record["S"] is None else np.array(self.record["S"]))
+    moduli = property(lambda self: self.record["moduli"])
+    stability = property(lambda self: self.record["stability"])
+    units = property(lambda self: self.record["units"])
+    temperature = property(lambda self: self.record.get("temperature"))
+
+    def to_dict(self) -> dict:
+        return self.record
+
+    def to_pymatgen(self):
+        """pymatgen ElasticTensor (Voigt, the units of C, the input frame)."""
+        from pymatgen.analysis.elasticity.elastic import ElasticTensor
+        return ElasticTensor.from_voigt(self.C)
+
+    def plot(self):
+        """Heat map of C with its errors (matplotlib Figure)."""
+        from mlipprops.plots import stiffness_heatmap
+        return stiffness_heatmap(self.C, self.C_err, self.units)
+
+    def plot_young(self):
+        """Directional Young's modulus in three planes (matplotlib Figure)."""
+        from mlipprops.plots import directional_young
+        if self.S is None:
+            raise InputError("C is singular: no compliance, so no directional Young's modulus")
+        return directional_young(self.S, self.units)
+
+    def save(self, out_dir: str) -> None:
+        """elastic.json, C.csv, C.png (and the relaxed structure of a 0 K run)."""
+        from mlipprops.parallel import is_root
+        from mlipprops.results import write_atomic
+
+        outputs.save(out_dir, "elastic.json", self.record, atoms=self.atoms)
+        if is_root():
+            header = "# C_ij (" + self.units + "), Voigt order xx yy zz yz xz xy, frame of the input structure\n"
+            rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in self.C)
+            write_atomic(os.path.join(out_dir, "C.csv"), header + rows + "\n")
+            self.plot().savefig(os.path.join(out_dir, "C.png"), dpi=120)
+
+    @classmethod
+    def from_files(cls, record: dict, folder: str) -> "ElasticResult":
+        return cls(record, outputs.read_atoms(folder, record))
+
+
+# -- 0 K ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StrainTask:
     component: int  # Voigt index, input frame
@@ -45,55 +164,48 @@ def strain_tasks(amplitudes) -> list[StrainTask]:
     return [StrainTask(j, s, d) for d in sorted(amplitudes) for j in range(6) for s in (1, -1)]
 
 
-def strained_stress(engine: Engine, frame: LammpsFrame, reference: State, task: StrainTask,
-                    settings: ElasticSettings) -> tuple[np.ndarray, float]:
+def strained_stress(engine, frame, reference, task: StrainTask, settings: ElasticSettings):
     """Voigt stress (input frame) of the reference state under the task's strain; and the largest force left."""
-    eps = frame.Q @ tensors.voigt_strain_tensor(task.component, task.sign * task.amplitude) @ frame.Q.T
-    deformed = reference.cell @ (np.eye(3) + eps)
-    R = LammpsFrame.for_cell(deformed).Q  # the rotation that makes the deformed cell LAMMPS-shaped
-    engine.restore_state(reference)
-    engine.set_cell(lammps_cell(deformed), remap=True)
-    if settings.relaxed_ions:
-        fmax = relax_ions(engine, settings.force_tol)
-    else:
+    strain = frame.Q @ tensors.voigt_strain_tensor(task.component, task.sign * task.amplitude) @ frame.Q.T
+    R = engine.deform(reference, strain)
+    if settings.clamped_ion:
         engine.evaluate()
         fmax = engine.max_force()
+    else:
+        fmax = relax_ions(engine, settings.force_tol)
     sigma = frame.stress_to_input(R.T @ engine.stress() @ R)
     return tensors.stress_to_voigt(sigma), fmax
 
 
-def elastic_constants(system: System, settings: ElasticSettings, relax_settings: RelaxSettings | None,
-                      groups: Groups, log_path: str, checkpoints: Checkpoints,
-                      progress=None) -> dict | None:
-    """Run on every rank; returns the result record on world rank 0, None elsewhere."""
-    engine = system.open_engine(groups.comm, log_path)
-    if relax_settings is not None:
-        outcome = relax(engine, relax_settings)
-        relax_record = {"rounds": outcome.rounds, "converged": outcome.converged,
-                        "residual_stress": tensors.stress_to_voigt(system.frame.stress_to_input(outcome.residual_stress)),
-                        "max_force": outcome.max_force}
-    else:
-        engine.evaluate()
-        relax_record = None
-    reference = engine.save_state()
-    energy = engine.energy()
-    s0 = tensors.stress_to_voigt(system.frame.stress_to_input(engine.stress()))
-
-    done = []
-    for task in groups.my_tasks(strain_tasks(settings.amplitudes)):
-        saved = checkpoints.load(task.name) if groups.leader else None
-        saved = groups.comm.bcast(saved, root=0)
-        if saved is None:
-            stress, fmax = strained_stress(engine, system.frame, reference, task, settings)
-            saved = {"stress": stress, "max_force": fmax}
-            if groups.leader:
-                checkpoints.save(task.name, saved)
-        done.append((task, np.asarray(saved["stress"]), float(saved["max_force"])))
-        if progress is not None:
-            progress.update(1)
-    version = engine.version()
-    engine.close()
-
+def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | None:
+    tasks = strain_tasks(settings.strains)
+    groups = run.groups(len(tasks), system.natoms)
+    relax_settings = settings.relax()
+    checkpoints = run.checkpoints("elastic", system, groups, settings.at_zero_kelvin(),
+                                  asdict(relax_settings) if relax_settings else None)
+    mine = groups.my_tasks(tasks)
+    progress = run.progress(len(mine), "strained cells")
+    with system.open_engine(groups.comm, run.log_path(groups)) as engine:
+        if relax_settings is not None:
+            relax_record = outcome_record(system, relax_in_place(engine, relax_settings))
+        else:
+            engine.evaluate()
+            relax_record = None
+        reference = engine.save_state()
+        energy = engine.energy()
+        s0 = tensors.stress_to_voigt(system.frame.stress_to_input(engine.stress()))
+        done = []
+        for task in mine:
+            def strain_it():
+                stress, fmax = strained_stress(engine, system.frame, reference, task, settings)
+                return {"stress": stress, "max_force": fmax}
+            saved = checkpoints.once(task.name, groups.comm, strain_it)
+            done.append((task, np.asarray(saved["stress"]), float(saved["max_force"])))
+            if progress is not None:
+                progress.update(1)
+        version = engine.version()
+    if progress is not None:
+        progress.close()
     everything = groups.gather(done)
     if everything is None:
         return None
@@ -101,9 +213,33 @@ def elastic_constants(system: System, settings: ElasticSettings, relax_settings:
     for task, stress, _ in everything:
         plus, minus = stresses.setdefault(task.amplitude, (np.zeros((6, 6)), np.zeros((6, 6))))
         (plus if task.sign > 0 else minus)[task.component] = stress
-    est = stiffness.estimate(stresses, s0)
-    return {
-        "state": reference, "energy": energy, "reference_stress": s0, "relax": relax_record,
-        "estimate": est, "max_force_strained": max(f for _, _, f in everything),
-        "settings": asdict(settings), "lammps_version": version,
-    }
+    atoms = system.atoms_from_state(reference)
+    record = outputs.elastic_record({
+        "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
+        "relax": relax_record, "max_force_strained": max(f for _, _, f in everything),
+        "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
+        atoms, system.potential.units, system.source)
+    record["structure_files"] = outputs.structure_files("relaxed")
+    run.stamp(record, system.potential, groups.count, version)
+    return ElasticResult(record, atoms)
+
+
+def compute(system, settings: ElasticSettings, run) -> ElasticResult | None:
+    if settings.temperature is None:
+        return _at_zero_kelvin(system, settings, run)
+    from mlipprops.properties.elastic_t import at_temperature
+    return at_temperature(system, settings, run)
+
+
+def elastic(atoms, potential, *, out: str | None = None, np: int | None = None, groups: int | None = None,
+            resume: bool = True, quiet: bool = False, **settings) -> ElasticResult:
+    """C_ij (GPa, Voigt, input frame) with error bars. Keywords as the CLI flags: strains ((0.005, 0.01)),
+    clamped_ion, no_relax, pressure, relax_mode, stress_tol, force_tol, max_rounds; temperature (K) for MD with
+    method ("born", "fluctuation", "deformation"), timestep, equil_steps, run_steps, sample_every, born_every,
+    md_strain, seed. `out` keeps logs, checkpoints (a rerun resumes) and time series; `np` runs on that many MPI
+    ranks; `groups` sets the MPI task groups."""
+    from mlipprops.run import Options, execute, settings_from
+    if "strains" in settings:
+        settings["strains"] = tuple(sorted(set(settings["strains"])))
+    return execute(sys.modules[__name__], atoms, potential, settings_from(ElasticSettings, settings),
+                   Options(out=out, np=np, groups=groups, resume=resume, quiet=quiet))

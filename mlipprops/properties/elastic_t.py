@@ -17,48 +17,30 @@ stress-strain coefficients B, converted with tensors.brugger_constants (B = C at
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 
 import numpy as np
 
 from mlipprops import fluctuation as fl
-from mlipprops import tensors
+from mlipprops import outputs, tensors
 from mlipprops.engine import SAMPLE_COLUMNS, Engine, State
 from mlipprops.parallel import Groups
-from mlipprops.properties.relax import RelaxSettings, relax
+from mlipprops.properties.relax import relax_in_place
 from mlipprops.results import Checkpoints
-from mlipprops.structure import LammpsFrame, lammps_cell
-from mlipprops.system import System
+from mlipprops.structure import lammps_cell
 
-METHODS = ("fluctuation", "born", "deformation")
 _COL = {name: i for i, name in enumerate(SAMPLE_COLUMNS)}
 _CELL = [_COL[k] for k in ("lx", "ly", "lz", "xy", "xz", "yz")]
 _PRESS = [_COL[k] for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")]  # Voigt order
-CONVENTION = "Brugger C at the mean stress"
 
 
-@dataclass(frozen=True)
-class FiniteTSettings:
-    temperature: float
-    method: str = "born"
-    pressure: float = 0.0      # report units (GPa or lj), compressive positive
-    timestep: float | None = None  # LAMMPS time units; None: decided from the system (for_system)
-    equil_steps: int = 10000
-    run_steps: int = 50000
-    sample_every: int = 10
-    born_every: int = 100
-    strain: float = 0.01       # deformation method
-    seed: int = 4928459
-    born_delta: float | None = None  # strain step of the Born matrix's finite differences; None: from precision
-
-    def for_system(self, system: System) -> "FiniteTSettings":
-        """The defaults that depend on the system: 1 fs steps (0.5 fs with hydrogen; lj 0.005), and a Born
-        finite-difference step that the potential's precision can resolve: 1e-6 in float64, 1e-3 for a float32
-        model (measured, CuAu Allegro: 1e-6 leaves 2 % noise on C11, 1e-3 0.02 %; truncation 0.2 % at 1e-2)."""
-        units, model = system.potential.units, system.potential.model
-        timestep = self.timestep or units.default_timestep / (2 if "H" in system.atoms.get_chemical_symbols() else 1)
-        delta = self.born_delta or (1e-3 if model is not None and model.model_dtype == "float32" else 1e-6)
-        return replace(self, timestep=timestep, born_delta=delta)
+def _rows(path: str) -> int:
+    """Data rows of a sample file (0 when it is missing)."""
+    try:
+        with open(path) as fh:
+            return sum(1 for line in fh if line.strip() and not line.startswith("#"))
+    except OSError:
+        return 0
 
 
 def cells_from_samples(samples: np.ndarray) -> np.ndarray:
@@ -93,42 +75,64 @@ def equilibrated(series: np.ndarray) -> tuple[int, dict]:
 
 class Stages:
     """Runs MD stages once: a finished stage's state and samples come back from its checkpoint on a rerun."""
+    STATE = ("cell", "positions", "images", "velocities")
 
-    def __init__(self, engine: Engine, checkpoints: Checkpoints, out_dir: str, tag: str, leader: bool):
-        self.engine, self.checkpoints, self.out_dir, self.tag, self.leader = engine, checkpoints, out_dir, tag, leader
+    def __init__(self, engine: Engine, checkpoints: Checkpoints, out_dir: str, tag: str):
+        self.engine, self.checkpoints, self.out_dir, self.tag = engine, checkpoints, out_dir, tag
 
     def path(self, name: str) -> str:
         return os.path.join(self.out_dir, f"{self.tag}{name}.txt")
 
     def run(self, name: str, **md) -> None:
-        comm = self.engine.comm
-        done = self.checkpoints.load(self.tag + name) if self.leader else None
-        done = comm.bcast(done, root=0)
-        if done is not None:
-            self.engine.restore_state(State(*(np.asarray(done[k]) if done[k] is not None else None
-                                              for k in ("cell", "positions", "images", "velocities"))))
-            return
-        self.engine.md(**md)
-        state = self.engine.save_state(velocities=True)
-        if self.leader:
-            self.checkpoints.save(self.tag + name, {k: getattr(state, k) for k in
-                                                    ("cell", "positions", "images", "velocities")})
+        def stage():
+            self.engine.md(**md)
+            state = self.engine.save_state(velocities=True)
+            return {k: getattr(state, k) for k in self.STATE}
+        def files_intact(_record) -> bool:  # a finished stage whose time series was deleted or cut short reruns
+            expected = md["steps"] // md["sample_every"]
+            files = [(md["sample_path"], expected)]
+            if md.get("born_every"):
+                files.append((md["born_path"], md["steps"] // md["born_every"]))
+            return all(_rows(path) >= rows for path, rows in files)
+        done = self.checkpoints.once(self.tag + name, self.engine.comm, stage, files_intact)
+        self.engine.restore_state(State(*(None if done[k] is None else np.asarray(done[k]) for k in self.STATE)))
 
     def samples(self, name: str) -> np.ndarray:
         return self.engine.read_samples(self.path(name))
 
 
-def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_settings: RelaxSettings | None,
-                           groups: Groups, log_path: str, out_dir: str, checkpoints: Checkpoints) -> dict | None:
-    """Run on every rank; returns the result record on world rank 0, None elsewhere."""
+def at_temperature(system, settings, run):
+    """Run on every rank; returns the ElasticResult on world rank 0, None elsewhere."""
+    from mlipprops.properties.elastic import ElasticResult
+
     s = settings
+    groups = run.groups(12 if s.method == "deformation" else 1, system.natoms)
+    relax_settings = s.relax()
+    checkpoints = run.checkpoints("elastic_t", system, groups, asdict(s))
+    with system.open_engine(groups.comm, run.log_path(groups)) as engine:
+        result = _run(engine, system, s, relax_settings, groups, run.out, checkpoints)
+        version = engine.version()
+    if result is None:
+        return None
+    record = outputs.elastic_t_record(result, system, system.potential.units)
+    run.stamp(record, system.potential, groups.count, version)
+    if record["md"].get("thermalized") is False:
+        from mlipprops.errors import warn
+        warn("the strain-fluctuation C exceeds the Born term on the diagonal: the cell fluctuations did not "
+             "thermalize (typical of a nearly harmonic crystal at low T); use --method born or deformation, or run "
+             "longer at higher T")
+    atoms = system.atoms.copy()
+    atoms.set_cell(result["mean_cell"], scale_atoms=True)
+    return ElasticResult(record, atoms)
+
+
+def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str, checkpoints: Checkpoints):
     units = system.potential.units
     kT = units.boltzmann * s.temperature
-    engine = system.open_engine(groups.comm, log_path)
     if relax_settings is not None:
-        relax(engine, relax_settings)  # start MD from the 0 K structure at the target pressure
+        relax_in_place(engine, relax_settings)  # start MD from the 0 K structure at the target pressure
     engine.set_velocities(s.temperature, s.seed)
-    stages = Stages(engine, checkpoints, out_dir, f"g{groups.index}_" if groups.count > 1 else "", groups.leader)
+    stages = Stages(engine, checkpoints, out_dir, f"g{groups.index}_" if groups.count > 1 else "")
     common = {"temperature": s.temperature, "timestep": s.timestep, "seed": s.seed,
               "pressure": units.pressure_from_stress(-s.pressure), "sample_every": s.sample_every}
     stages.run("npt_equilibration", steps=s.equil_steps, ensemble="npt", sample_path=stages.path("npt_equilibration"),
@@ -179,12 +183,9 @@ def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_sett
         else:
             C, C_err, extra = _deformation(stages, s, nvt, units, groups, kT, system.natoms)
             if C is None:
-                engine.close()
                 return None
             C = tensors.brugger_constants(C, mean_stress)  # +-strain stress differences: B
         record.update(extra)
-    version = engine.version()
-    engine.close()
     if groups.world.Get_rank() != 0:
         return None
     # LAMMPS frame -> input frame; energy/volume -> report units
@@ -197,11 +198,18 @@ def elastic_at_temperature(system: System, settings: FiniteTSettings, relax_sett
         if "error" in row:
             row["error"] = tensors.rotate_stiffness_error(tensors.symmetrize(row["error"]), Qt) * to_input
     stress_in = tensors.stress_to_voigt(system.frame.stress_to_input(tensors.voigt_to_stress(mean_stress))) * to_input
-    return {"C": C_in, "C_err": err_in, "mean_stress": stress_in, "details": record, "settings": asdict(s),
-            "lammps_version": version, "mean_cell": system.frame.vectors_to_input(mean_cell)}
+    return {"C": C_in, "C_err": err_in, "mean_stress": stress_in, "details": record, "settings": _settings_record(s),
+            "mean_cell": system.frame.vectors_to_input(mean_cell)}
 
 
-def _born(stages: Stages, s: FiniteTSettings, nvt: dict, units, kT: float, natoms: int):
+def _settings_record(s) -> dict:
+    """elastic.json's `settings` of a run at temperature, named as they have always been."""
+    keys = ("temperature", "method", "pressure", "timestep", "equil_steps", "run_steps", "sample_every",
+            "born_every", "seed", "born_delta")
+    return {**{k: getattr(s, k) for k in keys}, "strain": s.md_strain}
+
+
+def _born(stages: Stages, s, nvt: dict, units, kT: float, natoms: int):
     stages.run("nvt", steps=s.run_steps, ensemble="nvt", sample_path=stages.path("nvt"),
                born_every=s.born_every, born_path=stages.path("born"), born_delta=s.born_delta, **nvt)
     samples, born = stages.samples("nvt"), stages.samples("born")
@@ -228,18 +236,14 @@ def _born(stages: Stages, s: FiniteTSettings, nvt: dict, units, kT: float, natom
                       "terms": parts, "convergence": convergence, "production_steps": s.run_steps}
 
 
-def _deformation(stages: Stages, s: FiniteTSettings, nvt: dict, units, groups: Groups, kT: float, natoms: int):
+def _deformation(stages: Stages, s, nvt: dict, units, groups: Groups, kT: float, natoms: int):
     engine = stages.engine
     reference = engine.save_state(velocities=True)
     tasks = [(j, sign) for j in range(6) for sign in (1, -1)]
     done = []
     for j, sign in groups.my_tasks(tasks):
         # strains in LAMMPS' frame: rotated to the input frame with C at the end
-        eps = tensors.voigt_strain_tensor(j, sign * s.strain)
-        deformed = reference.cell @ (np.eye(3) + eps)
-        R = LammpsFrame.for_cell(deformed).Q
-        engine.restore_state(reference)
-        engine.set_cell(lammps_cell(deformed), remap=True)
+        R = engine.deform(reference, tensors.voigt_strain_tensor(j, sign * s.md_strain))
         name = f"nvt_e{j + 1}{'+' if sign > 0 else '-'}"
         stages.run(name, steps=s.run_steps, ensemble="nvt", sample_path=stages.path(name), **nvt)
         stress = stresses_from_samples(stages.samples(name), units)
@@ -258,8 +262,8 @@ def _deformation(stages: Stages, s: FiniteTSettings, nvt: dict, units, groups: G
     # the sampled stress is the virial part; the kinetic part -NkT/V I changes with volume too, which adds
     # NkT/V to every normal-normal constant (seen: SW Si 1477 K, 1.0 GPa on C11 and C12 without it)
     volume = abs(np.linalg.det(reference.cell))
-    C = (plus - minus) / (2 * s.strain)
+    C = (plus - minus) / (2 * s.md_strain)
     C[:3, :3] += natoms * kT / volume
-    C_err = np.sqrt(ep**2 + em**2) / (2 * s.strain)
+    C_err = np.sqrt(ep**2 + em**2) / (2 * s.md_strain)
     C_err = np.sqrt(C_err**2 + ((C - C.T) / 2) ** 2)
-    return C, C_err, {"strain": s.strain, "production_steps_per_strain": s.run_steps}
+    return C, C_err, {"strain": s.md_strain, "production_steps_per_strain": s.run_steps}

@@ -14,16 +14,17 @@ Every trial is checkpointed; a rerun of the same command skips finished trials.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from mlipprops import coexistence
-from mlipprops.order import shell_gap_cutoff, solid_like
+from mlipprops import coexistence, outputs
 from mlipprops.engine import Engine, State, template
 from mlipprops.errors import InputError
+from mlipprops.order import shell_gap_cutoff, solid_like
 from mlipprops.parallel import Groups
-from mlipprops.properties.relax import RelaxSettings, relax
+from mlipprops.properties.relax import RelaxSettings, relax_in_place
 from mlipprops.results import Checkpoints
 from mlipprops.system import System
 
@@ -33,13 +34,12 @@ COLUMNS = ("step", "temp", "pe", "vol", "lx", "ly", "lz", "press", "nsolid")
 @dataclass(frozen=True)
 class MeltSettings:
     pressure: float = 0.0          # report units (GPa, lj), compressive positive
-    timestep: float = 0.002
+    timestep: float | None = None  # None: 2 fs; with H 0.5 fs, or 1 fs when H weighs 4 amu or more; lj 0.01
     tmin: float | None = None
     tmax: float | None = None
     guess: float | None = None
     ramp_steps: int = 20000        # heating and cooling ramps
-    lattice_steps: int = 3000      # NPT of the bulk solid at each trial temperature
-    melt_steps: int = 3000         # melting the upper half, then as many /2 to bring it to T
+    prepare_steps: int = 3000      # NPT of the bulk solid at each trial temperature, and melting its upper half
     run_steps: int = 15000         # coexistence run per trial
     nph_steps: int = 20000
     sample_every: int = 50
@@ -48,10 +48,71 @@ class MeltSettings:
     seed: int = 20260
     order_cutoff: float = 0.0      # 0: between the first and second neighbour shells of the crystal
     order_bonds: int = 0           # 0: 60 % of the crystal's coordination (7 of 12 for fcc)
-    order_species: str | None = None  # molecular crystals: one atom per molecule (e.g. C of urea)
+    order_species: str | None = None  # molecular crystals: one atom per molecule; None: decided from the crystal
     # heavier H (amu) allows a longer timestep: T_m is an equilibrium property of classical nuclei, so the
     # masses change how fast coexistence evolves, not the temperature at which neither phase grows
     hydrogen_mass: float | None = None
+    # lateral length of the two-phase cell (the interface normal, the third axis, is 3 times longer); None: 3 x
+    # the potential's reach, at least 14 A (5 sigma in lj units); 0: the cell as given
+    cell_length: float | None = None
+    no_relax: bool = False
+    relax_mode: str | None = None
+    stress_tol: float = 1e-3
+    force_tol: float = 1e-4
+    max_rounds: int = 30
+
+    def relax(self) -> RelaxSettings | None:
+        return None if self.no_relax else RelaxSettings(self.pressure, self.relax_mode, self.stress_tol,
+                                                        self.force_tol, self.max_rounds)
+
+    def for_system(self, system) -> "MeltSettings":
+        """Defaults decided from the crystal: the MD step from its elements, the sublattice of a molecular crystal
+        (the element nearest the molecules' centre of mass), the relaxation mode."""
+        from mlipprops import molecules
+
+        units = system.potential.units
+        if "H" in system.atoms.get_chemical_symbols():
+            timestep = units.default_timestep * (1.0 if (self.hydrogen_mass or 0) >= 4.0 else 0.5)
+        else:
+            timestep = 2 * units.default_timestep
+        mode = RelaxSettings(relax_mode=self.relax_mode).for_system(system).relax_mode
+        return replace(self, timestep=timestep if self.timestep is None else self.timestep, relax_mode=mode,
+                       order_species=self.order_species or molecules.centre_species(system.atoms))
+
+    def check(self, system) -> None:
+        self.relax().check(system) if not self.no_relax else None
+        positive = {"--run-steps": self.run_steps, "--ramp-steps": self.ramp_steps,
+                    "--prepare-steps": self.prepare_steps, "--max-trials": self.max_trials}
+        for flag, value in positive.items():
+            if value < 1:
+                raise InputError(f"{flag} {value}: must be at least 1")
+        if not self.timestep > 0:
+            raise InputError(f"--timestep {self.timestep:g}: must be positive (in LAMMPS time units: ps for metal)")
+        if self.nph_steps < 0 or not self.target_error > 0:
+            raise InputError("--nph-steps must be >= 0 and --target-error positive")
+        if self.run_steps < 10 * self.sample_every:
+            raise InputError(f"--run-steps {self.run_steps}: at least {10 * self.sample_every} steps (10 samples)")
+        if self.tmin is not None and self.tmax is not None and not 0 < self.tmin < self.tmax:
+            raise InputError(f"--tmin {self.tmin:g} --tmax {self.tmax:g}: need 0 < tmin < tmax")
+        if self.guess is not None and not self.guess > 0:
+            raise InputError(f"--guess {self.guess:g}: a temperature, positive")
+        if self.hydrogen_mass is not None and not self.hydrogen_mass > 0:
+            raise InputError(f"--hydrogen-mass {self.hydrogen_mass:g}: a mass in amu, positive")
+
+    def two_phase_repeat(self, system) -> tuple[int, int, int] | None:
+        """How to repeat the crystal into the elongated two-phase cell (area ~ cell_length^2, normal along the
+        third axis); None: use it as given."""
+        if self.cell_length == 0:
+            return None
+        lateral = self.cell_length or (5.0 if system.potential.units.reduced else 14.0)
+        a, b, c = system.atoms.cell.lengths()
+        return (max(1, int(np.ceil(lateral / a))), max(1, int(np.ceil(lateral / b))),
+                max(2, int(np.ceil(3 * lateral / c))))
+
+    def per_trial(self) -> dict:
+        """What a finished trial depends on (its checkpoint's key): how long the search goes on does not."""
+        return {k: v for k, v in asdict(self).items() if k not in ("max_trials", "target_error", "nph_steps", "tmin",
+                                                                   "tmax", "guess")}
 
 
 def order_parameter(system: System, settings: MeltSettings) -> dict:
@@ -76,7 +137,7 @@ def order_parameter(system: System, settings: MeltSettings) -> dict:
 class MeltEngine:
     """The melting runs over one Engine: sampled MD with the solid-like count."""
 
-    def __init__(self, engine: Engine, system: System, settings: MeltSettings, order: dict, out_dir: str, tag: str):
+    def __init__(self, engine: Engine, system, settings: MeltSettings, order: dict, out_dir: str, tag: str):
         self.engine, self.system, self.s, self.order = engine, system, settings, order
         self.out_dir, self.tag = out_dir, tag
         self.units = system.potential.units
@@ -92,25 +153,22 @@ class MeltEngine:
             engine.command(template("melt_order", cutoff=order["cutoff"], min_bonds=order["min_bonds"]))
         self.p_lammps = self.units.pressure_from_stress(-settings.pressure)
         if settings.hydrogen_mass and "H" in system.potential.type_symbols:
-            engine.command(f"mass {system.potential.type_symbols.index('H') + 1} {settings.hydrogen_mass!r}")
+            engine.set_mass(system.potential.type_symbols.index("H") + 1, settings.hydrogen_mass)
         self.dt = settings.timestep
-        engine.command(f"timestep {self.dt!r}")
+        engine.set_timestep(self.dt)
+        self.superheated = None  # where the heating ramp melted the bulk crystal, once known
 
-    def sampled_run(self, name: str, steps: int, fixes: list[str]) -> np.ndarray:
+    def sampled_run(self, name: str, steps: int, fixes: str, **values) -> np.ndarray:
+        """`steps` of MD with the fixes of template `fixes`, sampled every sample_every steps into <name>.txt."""
         path = os.path.join(self.out_dir, f"{self.tag}{name}.txt")
-        self.engine.command("reset_timestep 0\n" + "\n".join(f"fix {f}" for f in fixes))
-        self.engine.command(template("melt_sampling", every=self.s.sample_every, path=path))
-        self.engine.command(f"run {int(steps)}")
-        self.engine.command("unfix mlp_melt_samples\n" + "\n".join(f"unfix {f.split()[0]}" for f in fixes))
+        values = {"pressure": self.p_lammps, "tdamp": 100 * self.dt, **values}
+        self.engine.run_with(steps, template(fixes, **values),
+                             template("melt_sampling", every=self.s.sample_every, path=path))
         return self.engine.read_samples(path)
 
-    def langevin(self, t0: float, t1: float, seed: int) -> str:
-        return f"mlp_lang all langevin {t0!r} {t1!r} {100 * self.dt!r} {seed} zero yes"
-
     def ramp(self, name: str, t0: float, t1: float) -> np.ndarray:
-        return self.sampled_run(name, self.s.ramp_steps, [
-            f"mlp_baro all nph aniso {self.p_lammps!r} {self.p_lammps!r} {1000 * self.dt!r}",
-            self.langevin(t0, t1, self.s.seed)])
+        return self.sampled_run(name, self.s.ramp_steps, "melt_ramp", t0=t0, t1=t1, pdamp=1000 * self.dt,
+                                seed=self.s.seed)
 
     def coexistence(self, reference: State, temperature: float, seed: int, name: str, nph: bool = False):
         """Prepare a two-phase cell at `temperature` from the solid reference, run it, return its samples."""
@@ -118,30 +176,35 @@ class MeltEngine:
         e.restore_state(reference)
         e.set_velocities(temperature, seed)
         # a fast barostat (100 steps): the lattice must be averaged over many cell oscillations
-        lattice = self.sampled_run(name + "_solid", s.lattice_steps, [
-            f"mlp_baro all nph aniso {self.p_lammps!r} {self.p_lammps!r} {100 * self.dt!r}",
-            self.langevin(temperature, temperature, seed)])
+        lattice = self.sampled_run(name + "_solid", s.prepare_steps, "melt_ramp", t0=temperature, t1=temperature,
+                                   pdamp=100 * self.dt, seed=seed)
         # the solid's mean cell at T (last 60 % of the run): scale x, y, z of the cell vectors to it
         cell = e.cell()
         tail = lattice[int(0.4 * len(lattice)):]
         mean = np.array([tail[:, COLUMNS.index(k)].mean() for k in ("lx", "ly", "lz")])
         e.set_cell(cell * (mean / np.diag(cell)))
         solid = e.save_state(velocities=True)
-        hot = 1.5 * temperature
+        # above the temperature where the bulk crystal melted on heating: below it, a crystal (a molecular one
+        # above all) may keep its order for longer than the melting stage lasts
+        hot = max(1.5 * temperature, 1.2 * (self.superheated or 0.0))
         for _ in range(3):  # melt the upper half; hotter if it did not melt (a held crystal templates it)
             e.command(template("melt_split", hot=float(hot), temperature=float(temperature), tdamp=100 * self.dt,
-                               seed=seed, z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.melt_steps,
-                               cool_steps=max(s.melt_steps // 2, 1), pressure=self.p_lammps,
+                               seed=seed, z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.prepare_steps,
+                               cool_steps=max(s.prepare_steps // 2, 1), pressure=self.p_lammps,
                                pdamp=1000 * self.dt))
             fraction = e.variable("mlp_nsolid") / self.order["n_order"]
             if fraction < 0.7:
                 break
             e.restore_state(solid)
             hot *= 1.3
-        fixes = [f"mlp_baro all nph z {self.p_lammps!r} {self.p_lammps!r} {1000 * self.dt!r}"]
-        if not nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
-            fixes.append(self.langevin(temperature, temperature, seed))
-        return self.sampled_run(name, s.nph_steps if nph else s.run_steps, fixes)
+        else:  # a trial whose liquid half is still crystal would report a growing solid: never silently
+            raise InputError(f"the upper half of the two-phase cell did not melt at up to {hot / 1.3:.0f} in "
+                             f"{s.prepare_steps} steps (solid-like fraction {fraction:.2f} at {temperature:g}): raise "
+                             "--prepare-steps (molecular crystals melt slowly)")
+        if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
+            return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
+        return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,
+                                pdamp=1000 * self.dt, seed=seed)
 
 
 def times_ps(samples: np.ndarray, timestep: float) -> np.ndarray:
@@ -160,18 +223,44 @@ def ramp_crossing(samples: np.ndarray, n_order: int, rising: bool) -> float | No
     return float(window.mean())
 
 
-def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxSettings | None, groups: Groups,
-                  log_path: str, out_dir: str, checkpoints: Checkpoints, progress=None) -> dict | None:
-    """Run on every rank; returns the result record on world rank 0, None elsewhere."""
-    s = settings
-    order = order_parameter(system, s)
-    model = system.potential.model
+def compute(system, settings: MeltSettings, run) -> "MeltResult | None":
+    """Run on every rank; returns the MeltResult on world rank 0, None elsewhere."""
+    from mlipprops.structure import make_supercell
+
+    repeat = settings.two_phase_repeat(system)
+    if repeat is not None:
+        system = System(make_supercell(system.atoms, repeat), system.potential, system.source)
+    order = order_parameter(system, settings)
+    model = system.potential.model_info
     if model is not None and order["cutoff"] > model.r_max and not order["sublattice"]:
         # LAMMPS' orientorder/atom takes neighbours from the pair style's list: widen that list, not the model
         system = replace(system, potential=replace(system.potential, neighbor_cutoff=order["cutoff"]))
-    engine = system.open_engine(groups.comm, log_path)
+    groups = run.groups(4, system.natoms)
+    checkpoints = run.checkpoints("melt", system, groups, settings.per_trial())
+    progress = run.progress(settings.max_trials, "coexistence trials", unit="trial")
+    try:
+        with system.open_engine(groups.comm, run.log_path(groups)) as engine:
+            record = _search(engine, system, settings, order, groups, run.out, checkpoints, progress)
+            version = engine.version()
+    finally:
+        if progress is not None:
+            progress.close()
+    if groups.world.Get_rank() != 0:
+        return None
+    record = outputs.melt_record(record, system, system.potential.units)
+    run.stamp(record, system.potential, groups.count, version)
+    if record["molecules_intact"] is False:
+        from mlipprops.errors import warn
+        warn("molecules broke apart in some trials (molecules_intact in melt.json): the potential is not "
+             "trustworthy for the liquid, and T_m is not that of the molecular crystal")
+    return MeltResult(record, {f: np.loadtxt(os.path.join(run.out, f), ndmin=2) for f in _series_files(record)})
+
+
+def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_dir: str, checkpoints: Checkpoints,
+            progress) -> dict:
+    relax_settings = s.relax()
     if relax_settings is not None:
-        relax(engine, relax_settings)
+        relax_in_place(engine, relax_settings)
     reference = engine.save_state()
     runner = MeltEngine(engine, system, s, order, out_dir, f"g{groups.index}_" if groups.count > 1 else "")
     units = system.potential.units
@@ -187,6 +276,7 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     t1 = s.tmax if s.tmax is not None else (2.0 * s.guess if s.guess else default_hi)
     ramps = _shared(groups, checkpoints, f"ramps_{t0:g}_{t1:g}", lambda: _ramps(runner, reference, order, s, t0, t1))
     record["ramps"] = ramps
+    runner.superheated = ramps["heating_melts_at"]
     if ramps["start_solid_fraction"] < 0.7:
         raise InputError(f"{system.source} does not look crystalline at {ramps['t_start']:g} (solid-like fraction "
                          f"{ramps['start_solid_fraction']:.2f}): give a crystal, or check --order-species")
@@ -240,28 +330,17 @@ def melting_point(system: System, settings: MeltSettings, relax_settings: RelaxS
     # 3. NPH two-phase estimate ------------------------------------------------------------------------------
     nph = _shared(groups, checkpoints, f"nph_{Tm:.1f}",
                   lambda: _nph(runner, reference, Tm, s)) if s.nph_steps else None
-    version = engine.version()
-    engine.close()
-    if groups.world.Get_rank() != 0:
-        return None
     checked = [t["molecules_intact"] for t in trials if "molecules_intact" in t]
-    record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s), "lammps_version": version,
+    record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s),
                    "molecules_intact": all(checked) if checked else None})
     return record
 
 
 def _shared(groups: Groups, checkpoints: Checkpoints, name: str, compute):
-    """A step every group needs the result of: group 0 runs it (or loads its checkpoint), all receive it."""
-    result = checkpoints.load(name) if groups.world.Get_rank() == 0 else None
-    result = groups.world.bcast(result, root=0)
-    if result is None:
-        if groups.index == 0:
-            result = compute()
-            if groups.leader:
-                checkpoints.save(name, result)
-        result = groups.world.bcast(result if groups.world.Get_rank() == 0 else None, root=0)
-    result.pop("fingerprint", None)
-    return result
+    """A step every group needs the result of: group 0 runs it (or its checkpoint is read), all receive it."""
+    def on_group_zero():
+        return groups.world.bcast(compute() if groups.index == 0 else None, root=0)
+    return checkpoints.once(name, groups.world, on_group_zero)
 
 
 def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t0: float, t1: float) -> dict:
@@ -282,11 +361,11 @@ def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t
 def _trial(runner: MeltEngine, reference: State, temperature: float, s: MeltSettings, order: dict,
            checkpoints: Checkpoints, groups: Groups) -> dict:
     name = f"trial_{temperature:.1f}"
-    done = checkpoints.load(name) if groups.leader else None
-    done = groups.comm.bcast(done, root=0)
-    if done is not None:
-        done.pop("fingerprint", None)
-        return done
+    return checkpoints.once(name, groups.comm, lambda: _run_trial(runner, reference, temperature, s, order, name))
+
+
+def _run_trial(runner: MeltEngine, reference: State, temperature: float, s: MeltSettings, order: dict,
+               name: str) -> dict:
     seed = s.seed + int(round(temperature * 10))
     samples = runner.coexistence(reference, temperature, seed, name)
     g = coexistence.growth_rate(times_ps(samples, s.timestep), samples[:, COLUMNS.index("nsolid")], order["n_order"])
@@ -298,8 +377,6 @@ def _trial(runner: MeltEngine, reference: State, temperature: float, s: MeltSett
         from mlipprops import molecules
         after = runner.system.atoms_from_state(runner.engine.save_state())
         record["molecules_intact"] = molecules.intact(runner.molecules, after)
-    if groups.leader:
-        checkpoints.save(name, record)
     return record
 
 
@@ -313,3 +390,64 @@ def _nph(runner: MeltEngine, reference: State, Tm: float, s: MeltSettings) -> di
     two_phase = bool(0.1 < frac[-1] < 0.9)
     return {"T": float(mean), "T_err": float(err), "end_solid_fraction": float(frac[-1]),
             "two_phase_at_end": two_phase}
+
+
+def _series_files(record: dict) -> list[str]:
+    return [t["samples_file"] for t in record["trials"]]
+
+
+@dataclass
+class MeltResult:
+    """melt.json (`to_dict()`) and the time series of the trials (by file name)."""
+    record: dict
+    series: dict
+
+    T_m = property(lambda self: self.record["T_m"])
+    T_m_err = property(lambda self: self.record["T_m_err"])
+    trials = property(lambda self: self.record["trials"])
+    molecules_intact = property(lambda self: self.record["molecules_intact"])
+
+    def to_dict(self) -> dict:
+        return self.record
+
+    def plot(self):
+        """Growth rate against temperature, with T_m and its error (matplotlib Figure)."""
+        from mlipprops.plots import melt_rates
+        return melt_rates(self.record)
+
+    def plot_trials(self):
+        """Solid fraction and temperature of every trial against time (matplotlib Figure)."""
+        from mlipprops.plots import melt_trials
+        return melt_trials(self.record, self.series)
+
+    def save(self, out_dir: str) -> None:
+        """melt.json, melt_trials.png, melt_rates.png and the trials' time series."""
+        from mlipprops.parallel import is_root
+
+        outputs.save(out_dir, "melt.json", self.record)
+        if not is_root():
+            return
+        for name, data in self.series.items():
+            path = os.path.join(out_dir, name)
+            if not os.path.isfile(path):  # a run's own files are already there
+                np.savetxt(path, data, fmt="%.10g", header=" ".join(COLUMNS))
+        self.plot_trials().savefig(os.path.join(out_dir, "melt_trials.png"), dpi=110)
+        self.plot().savefig(os.path.join(out_dir, "melt_rates.png"), dpi=110)
+
+    @classmethod
+    def from_files(cls, record: dict, folder: str) -> "MeltResult":
+        series = {f: np.loadtxt(os.path.join(folder, f), ndmin=2) for f in _series_files(record)
+                  if os.path.isfile(os.path.join(folder, f))}
+        return cls(record, series)
+
+
+def melt(atoms, potential, *, out: str | None = None, np: int | None = None, groups: int | None = None,
+         resume: bool = True, quiet: bool = False, **settings) -> MeltResult:
+    """T_m from solid-liquid coexistence. Keywords as the CLI flags: tmin, tmax or guess (else heating and
+    cooling ramps bracket it), pressure, timestep, hydrogen_mass, cell_length (0: the cell as given), run_steps,
+    prepare_steps, ramp_steps, nph_steps, max_trials, target_error, order_species, order_cutoff, order_bonds,
+    seed, no_relax and the relaxation's. `out` keeps logs, checkpoints (a rerun resumes) and time series; `np`
+    runs on that many MPI ranks (trials side by side on task groups)."""
+    from mlipprops.run import Options, execute, settings_from
+    return execute(sys.modules[__name__], atoms, potential, settings_from(MeltSettings, settings),
+                   Options(out=out, np=np, groups=groups, resume=resume, quiet=quiet))

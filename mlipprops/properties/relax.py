@@ -2,24 +2,43 @@
 and the largest force are below the user's tolerances."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from ase import Atoms
 
+from mlipprops import outputs
 from mlipprops.engine import Engine
+from mlipprops.errors import InputError, LammpsError
 from mlipprops.tensors import stress_to_voigt
 
 # Which stress components each box/relax mode can bring to the target (Voigt indices).
 MODE_COMPONENTS = {"iso": (), "aniso": (0, 1, 2), "tri": (0, 1, 2, 3, 4, 5)}
+# Far beyond any crystal's stability (diamond's bulk modulus is 440 GPa): a pressure in these units is a mistake
+MAX_PRESSURE_GPA = 1000.0
 
 
 @dataclass(frozen=True)
 class RelaxSettings:
-    pressure: float = 0.0       # target, report units (GPa or lj), compressive positive
-    mode: str = "aniso"         # iso | aniso | tri
-    stress_tol: float = 1e-3    # report units
-    force_tol: float = 1e-4     # LAMMPS force units
+    pressure: float = 0.0          # target, report units (GPa or lj), compressive positive
+    relax_mode: str | None = None  # iso | aniso | tri; None: tri for a triclinic cell, aniso otherwise
+    stress_tol: float = 1e-3       # report units
+    force_tol: float = 1e-4        # LAMMPS force units
     max_rounds: int = 30
+
+    def for_system(self, system) -> "RelaxSettings":
+        from mlipprops.structure import is_orthogonal
+        mode = self.relax_mode or ("aniso" if is_orthogonal(system.atoms.cell[:]) else "tri")
+        return replace(self, relax_mode=mode)
+
+    def check(self, system) -> None:
+        if self.relax_mode not in MODE_COMPONENTS:
+            raise InputError(f"--relax-mode {self.relax_mode}: choose iso, aniso or tri")
+        if not (self.stress_tol > 0 and self.force_tol > 0 and self.max_rounds >= 1):
+            raise InputError("--stress-tol and --force-tol must be positive and --max-rounds at least 1")
+        if not system.potential.units.reduced and abs(self.pressure) > MAX_PRESSURE_GPA:
+            raise InputError(f"--pressure {self.pressure:g} GPa is beyond any crystal's stability: the pressure "
+                             "is in GPa (1 bar = 1e-4 GPa)")
 
 
 @dataclass
@@ -48,21 +67,48 @@ def measure(engine: Engine, target: np.ndarray, mode: str, rounds: int, settings
     return RelaxOutcome(rounds, ok, engine.energy(), stress, residual, fmax)
 
 
-def relax(engine: Engine, settings: RelaxSettings) -> RelaxOutcome:
+def relax_in_place(engine: Engine, settings: RelaxSettings) -> RelaxOutcome:
     """Relax cell and ions in place. Returns the final state's numbers; the engine holds the relaxed state."""
-    if settings.mode not in MODE_COMPONENTS:
-        raise ValueError(f"relax mode {settings.mode}: choose iso, aniso or tri")
     target = -settings.pressure * np.eye(3)
     p_lammps = engine.units.pressure_from_stress(-settings.pressure)
     engine.evaluate()
-    outcome = measure(engine, target, settings.mode, 0, settings)
+    start = (engine.energy() / engine.natoms, abs(np.linalg.det(engine.cell())))
+    outcome = measure(engine, target, settings.relax_mode, 0, settings)
     for rounds in range(1, settings.max_rounds + 1):
         if outcome.converged:
             break
-        engine.relax_box(settings.mode, p_lammps, ftol=settings.force_tol)
-        engine.minimize(settings.force_tol)
-        outcome = measure(engine, target, settings.mode, rounds, settings)
+        try:
+            engine.relax_box(settings.relax_mode, p_lammps, ftol=settings.force_tol)
+            engine.minimize(settings.force_tol)
+        except LammpsError:
+            runaway(engine, *start, failed=True)
+            raise
+        runaway(engine, *start)
+        outcome = measure(engine, target, settings.relax_mode, rounds, settings)
     return outcome
+
+
+def runaway(engine: Engine, energy0: float, volume0: float, failed: bool = False) -> None:
+    """A potential outside its training domain can collapse a crystal: the energy falls without end, the cell
+    shrinks or blows up, atoms run into each other, and LAMMPS stops on a neighbour list overflow. Say so, with
+    the numbers, instead of a message about neighbour lists."""
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    try:
+        state = engine.save_state()
+        energy = engine.energy() / engine.natoms
+    except Exception:  # noqa: BLE001 - LAMMPS may be past answering after its own error
+        return
+    volume = abs(np.linalg.det(state.cell))
+    i, j, d = neighbor_list("ijd", Atoms(positions=state.positions, cell=state.cell, pbc=True), 0.6)
+    ratio = volume / volume0
+    if energy < energy0 - 1.0 or not 0.5 < ratio < 2.0 or len(d) or failed and energy < energy0 - 0.2:
+        contact = f", atoms {i[np.argmin(d)] + 1} and {j[np.argmin(d)] + 1} {d.min():.2f} A apart" if len(d) else ""
+        raise InputError(f"the relaxation ran away: energy {energy0:.3f} -> {energy:.3f} {engine.units.energy_unit}"
+                         f"/atom, volume x{ratio:.2f}{contact}. The potential collapses this crystal (a model "
+                         "outside its training domain does this): check it on the structure with `mlipprops "
+                         "evaluate`, and the structure itself")
 
 
 def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5) -> float:
@@ -75,3 +121,78 @@ def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5) -> float:
             return new
         fmax = new
     return fmax
+
+
+def outcome_record(system, outcome: RelaxOutcome) -> dict:
+    """The relaxation in the input frame (Voigt), for elastic.json's `relaxed.relaxation`."""
+    return {"rounds": outcome.rounds, "converged": outcome.converged, "max_force": outcome.max_force,
+            "residual_stress": stress_to_voigt(system.frame.stress_to_input(outcome.residual_stress))}
+
+
+@dataclass
+class RelaxResult:
+    """relax.json (`to_dict()`), and the relaxed structure in the input frame (`atoms`)."""
+    record: dict
+    atoms: Atoms
+
+    energy = property(lambda self: self.record["energy"])
+    stress_GPa = property(lambda self: np.array(self.record["stress_GPa"]))
+    residual_stress_GPa = property(lambda self: np.array(self.record["residual_stress_GPa"]))
+    converged = property(lambda self: self.record["converged"])
+    rounds = property(lambda self: self.record["rounds"])
+    max_force = property(lambda self: self.record["max_force"])
+    lattice = property(lambda self: self.record["lattice"])
+    density_g_cm3 = property(lambda self: self.record["density_g_cm3"])
+
+    def to_dict(self) -> dict:
+        return self.record
+
+    def save(self, out_dir: str) -> None:
+        """relax.json and the relaxed structure (relaxed.cif, relaxed.extxyz, relaxed.data)."""
+        outputs.save(out_dir, "relax.json", self.record, atoms=self.atoms)
+
+    @classmethod
+    def from_files(cls, record: dict, folder: str) -> "RelaxResult":
+        return cls(record, outputs.read_atoms(folder, record))
+
+
+def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
+    with system.open_engine(run.world, run.log_path()) as engine:
+        outcome = relax_in_place(engine, settings)
+        state = engine.save_state()
+        version = engine.version()
+    if run.world.Get_rank() != 0:
+        return None
+    atoms = system.atoms_from_state(state)
+    frame, units = system.frame, system.potential.units
+    record = outputs.relax_record(
+        atoms, units, outcome.energy, stress_to_voigt(frame.stress_to_input(outcome.stress)),
+        stress_to_voigt(frame.stress_to_input(outcome.residual_stress)), outcome.max_force, outcome.rounds,
+        outcome.converged, _settings_record(settings))
+    record["structure_files"] = outputs.structure_files("relaxed")
+    record["source"] = system.source
+    run.stamp(record, system.potential, 1, version)
+    if not outcome.converged:
+        from mlipprops.errors import warn
+        warn(f"the relaxation did not converge in {outcome.rounds} rounds (max force {outcome.max_force:.2e}, "
+             "residual stress in relax.json): raise --max-rounds, or loosen --stress-tol/--force-tol")
+    return RelaxResult(record, atoms)
+
+
+def _settings_record(settings: RelaxSettings) -> dict:
+    """As relax.json has always named them."""
+    record = asdict(settings)
+    record["mode"] = record.pop("relax_mode")
+    return record
+
+
+def relax(atoms, potential, *, out: str | None = None, np: int | None = None, quiet: bool = False,
+          **settings) -> RelaxResult:
+    """Relax cell and ions at a target pressure. Keywords as the CLI flags: pressure (GPa, default 0),
+    relax_mode (iso/aniso/tri; default tri for a triclinic cell, else aniso), stress_tol (1e-3 GPa), force_tol
+    (1e-4 eV/A), max_rounds (30). `out`: keep logs there; `np`: MPI ranks."""
+    import sys
+
+    from mlipprops.run import Options, execute, settings_from
+    return execute(sys.modules[__name__], atoms, potential, settings_from(RelaxSettings, settings),
+                   Options(out=out, np=np, quiet=quiet))

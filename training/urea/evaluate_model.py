@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 
 import numpy as np
 from ase.io import read
 from ase.units import GPa
 
+import mlipprops as mp
 from mlipprops import tensors
-from mlipprops.potential import Potential
-from mlipprops.properties.evaluate import single_point
-from mlipprops.system import System
 
 
 def errors(model: str, frames) -> dict:
-    potential = Potential.from_model(model).with_types_for(sorted(set(frames[0].get_chemical_symbols())), model)
+    potential = mp.Potential.model(model)
     rows: dict[str, list] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for atoms in frames:
-            record = single_point(System(atoms, potential, model), None, os.path.join(tmp, "log.lammps"))
-            ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
-            rows.setdefault(atoms.info["config_type"], []).append((
-                (record["energy"] - atoms.get_potential_energy()) / len(atoms),
-                np.asarray(record["forces"]) - atoms.get_forces(),
-                np.asarray(record["stress_GPa"]) - ref_stress))
+    for atoms in frames:
+        ev = mp.evaluate(atoms, potential)
+        ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
+        rows.setdefault(atoms.info["config_type"], []).append((
+            (ev.energy - atoms.get_potential_energy()) / len(atoms), ev.forces - atoms.get_forces(),
+            ev.stress_GPa - ref_stress))
     rows["all"] = [r for kind in list(rows) for r in rows[kind]]
     out = {}
     for kind, r in rows.items():

@@ -153,7 +153,7 @@ def md_frames(relaxed, model: str, work: str):
     from mlipprops.system import System
 
     symbols = relaxed.get_chemical_symbols()
-    potential = Potential.from_model(model).with_types_for(sorted(set(symbols)), model)
+    potential = Potential.model(model).with_types_for(sorted(set(symbols)), model)
     reference = composition(relaxed)
     expanded = relaxed.copy()
     expanded.set_cell(relaxed.cell * LIQUID_VOLUME ** (1 / 3), scale_atoms=True)

@@ -1,0 +1,164 @@
+"""One property calculation, however it was started (a Python call, the CLI, `mpiexec`, or `np=N` relaunched
+under mpiexec): the output folder, LAMMPS logs, task groups, checkpoints valid for exactly these inputs,
+progress, provenance, errors, and the result handed back to every rank.
+
+A property module (properties/) provides Settings (with `for_system` and `check`), a Result and
+`compute(system, settings, run)`, which every rank calls and which returns the Result on world rank 0.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, fields
+
+from mlipprops import parallel
+from mlipprops.errors import InputError
+from mlipprops.results import SCHEMA_VERSION, Checkpoints, fingerprint, provenance
+
+
+@dataclass
+class Options:
+    """How to run, not what to compute: none of these changes a result."""
+    out: str | None = None       # folder for logs, checkpoints, time series; None: a temporary one
+    np: int | None = None        # run on this many MPI ranks (relaunched under mpiexec)
+    groups: int | None = None    # MPI task groups (default: chosen from atoms and ranks)
+    resume: bool = True          # reuse the checkpoints of an earlier run of the same inputs in `out`
+    quiet: bool = False          # no progress bar
+    command_line: str | None = None
+
+
+@dataclass
+class Run:
+    """What a property's compute() gets besides the system and its settings."""
+    out: str
+    options: Options
+    started: float
+    world: object
+
+    def groups(self, ntasks: int, natoms: int) -> parallel.Groups:
+        try:
+            count = parallel.choose_group_count(self.world.Get_size(), ntasks, natoms, self.options.groups)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return parallel.split(count)
+
+    def log_path(self, groups: parallel.Groups | None = None) -> str:
+        index = groups.index if groups is not None else 0
+        return os.path.join(self.out, "log.lammps" if index == 0 else f"log.group{index}.lammps")
+
+    def checkpoints(self, kind: str, system, groups: parallel.Groups, *settings) -> Checkpoints:
+        """Checkpoints valid for exactly this structure, potential (its files' contents included), these settings
+        and this split into groups."""
+        key = fingerprint(_version(), system.atoms.cell[:], system.atoms.positions, system.atoms.get_chemical_symbols(),
+                          system.potential.describe(), system.potential.content_hash(), *settings, groups.count)
+        return Checkpoints(self.out, kind, key, resume=self.options.resume)
+
+    def progress(self, total: int, what: str, unit: str = "cell"):
+        if self.options.quiet or self.world.Get_rank() != 0:
+            return None
+        from tqdm.auto import tqdm  # a widget in a Jupyter kernel, text on a terminal
+        return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, leave=False)
+
+    def stamp(self, record: dict, potential, groups: int, lammps_version: int) -> dict:
+        """The record's schema version and provenance (what ran, where, how long): what makes it a result."""
+        record["schema_version"] = SCHEMA_VERSION
+        record["provenance"] = provenance(potential.describe(), self.world.Get_size(), groups, self.started,
+                                          lammps_version, self.options.command_line or "python: mlipprops API")
+        return record
+
+
+def _version() -> str:
+    import mlipprops
+    return mlipprops.__version__
+
+
+def settings_from(cls, keywords: dict):
+    """The property's settings from keyword arguments named as the CLI flags; an unknown one is an InputError."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(keywords) - names)
+    if unknown:
+        raise InputError(f"unknown setting(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
+    return cls(**keywords)
+
+
+def execute(module, atoms, potential, settings, options: Options):
+    """Run a property module on every rank of this process' MPI world (or relaunched on options.np ranks) and
+    return its Result on every rank."""
+    if options.np is not None and options.np < 1:
+        raise InputError(f"--np {options.np}: the number of MPI ranks must be at least 1")
+    if options.np is not None and options.np > 1 and not parallel.under_mpiexec():
+        from mlipprops import relaunch
+        return relaunch.under_mpiexec(module.__name__, atoms, potential, settings, options)
+    from mlipprops.system import System
+
+    world = parallel.world()
+    parallel.prepare_for_errors()
+    source = atoms.info.get("source", "structure")
+    system = System(atoms, potential.with_types_for(atoms.get_chemical_symbols(), source), source)
+    settings = settings.for_system(system)
+    settings.check(system)  # every rank alike: a bad setting ends the call here, on every rank
+    with _folder(options.out, world) as out:
+        run = Run(out, options, time.time(), world)
+        try:
+            result = module.compute(system, settings, run)
+        except BaseException as exc:
+            parallel.settle_error(exc)  # one rank alone with its error, the others waiting: all are aborted
+            raise
+        return world.bcast(result, root=0)
+
+
+class _folder:
+    """The output folder (created by rank 0), or a temporary one removed afterwards; locked for this run, so
+    that a second run on the same folder is refused instead of mixing its files with this one's."""
+
+    LOCK = ".mlipprops.lock"
+
+    def __init__(self, out: str | None, world):
+        self.world, self.temporary, self.lock = world, out is None, None
+        if self.temporary:
+            out = tempfile.mkdtemp(prefix="mlipprops-") if world.Get_rank() == 0 else None
+            out = world.bcast(out, root=0)
+        self.path = os.path.abspath(out)
+
+    def __enter__(self) -> str:
+        problem = None
+        if self.world.Get_rank() == 0:
+            problem = self._claim()
+        problem = self.world.bcast(problem, root=0)
+        if problem:
+            raise InputError(problem)
+        return self.path
+
+    def _claim(self) -> str | None:
+        import fcntl
+        if any(c in self.path for c in '\n\r"'):
+            return f"output folder {self.path!r} contains a newline or a double quote: choose another name"
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self.lock = open(os.path.join(self.path, self.LOCK), "a+")
+        except OSError as exc:
+            return (f"cannot use {self.path} as the output folder ({exc.strerror}): give --out a folder you can "
+                    "write to")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.lock.seek(0)
+            owner = self.lock.read().strip() or "another process"
+            self.lock.close()
+            self.lock = None
+            return (f"{self.path} is in use by another mlipprops run ({owner}): wait for it, or give another --out")
+        self.lock.truncate(0)
+        self.lock.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        self.lock.flush()
+        return None
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:  # after an error the ranks did not all reach here (settle_error)
+            self.world.Barrier()
+        if self.lock is not None:
+            self.lock.close()  # releases the lock (the file stays: removing it would race with the next run)
+        if self.temporary and self.world.Get_rank() == 0:
+            shutil.rmtree(self.path, ignore_errors=True)
