@@ -16,7 +16,7 @@ def write_report(path: str, doc: dict) -> Path:
            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out.write_text(json.dumps(doc, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)) + "\n")
     print(f"written: {out}")
     return out
 

@@ -44,6 +44,12 @@ def choose(engine, potential) -> str:
     return requested
 
 
+def model_message(exc: Exception) -> str:
+    """The last line of a TorchScript error (the model's own words), without its interpreter traceback."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _kind(model) -> str:
     return "a NequIP (message-passing) model" if model.architecture == "nequip" else \
         "a model of unknown architecture (not Allegro)"
@@ -114,7 +120,11 @@ class PythonModelForce:
         ids, pos, types = engine.gather_local(nlocal, tag, x, engine.lmp.numpy.extract_atom("type"))
         typ = self.type_map[types.astype(np.int64)]
         cell = engine.cell()
-        energy, forces, virial = self.model(pos, cell, typ)
+        try:
+            energy, forces, virial = self.model(pos, cell, typ)
+        except Exception as exc:  # noqa: BLE001 - a model is a program: whatever it raises, say so in one line
+            raise InputError(f"the model {self.model.info.path} failed on this structure: {model_message(exc)}") \
+                from None
         f[:nlocal] = forces[np.searchsorted(ids, np.asarray(tag[:nlocal], np.int64))]
         engine.lmp.fix_external_set_energy_global(FIX_ID, energy)
         # the GLOBAL virial on every rank: this LAMMPS divides it by the number of ranks (FACTS.md)

@@ -304,5 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         if root:
             print(report(exc), file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    except Exception as exc:  # a bug: one line, and the way to the traceback
+        if getattr(args, "debug", False):
+            raise
+        if root:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            print(f"mlipprops: error: unexpected {type(exc).__name__}: {first} (this is a bug of mlipprops; rerun "
+                  "with --debug for the traceback and report it)", file=sys.stderr)
+        return 1
     return 0
 

@@ -235,12 +235,14 @@ class Engine:
         self.command(f"change_box all x final 0 {lx!r} y final 0 {ly!r} z final 0 {lz!r} "
                      f"xy final {xy!r} xz final {xz!r} yz final {yz!r} {'remap ' if remap else ''}units box")
 
-    def minimize(self, ftol: float, maxiter: int = 10000) -> None:
-        """Relax ions in the current cell; ftol bounds the 2-norm of the global force vector.
+    def minimize(self, ftol: float, maxiter: int = 10000, dmax: float = 0.1) -> None:
+        """Relax ions in the current cell; ftol bounds the 2-norm of the global force vector, dmax the largest move
+        of an atom per line search (A).
 
         LAMMPS ends every minimization with an energy+force+virial evaluation of the final state, so energy(),
         stress() and forces() are current afterwards: no `run 0` (one model evaluation) is needed."""
-        self.command(template("minimize", ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter))
+        self.command(template("minimize", ftol=float(ftol), maxiter=maxiter, maxeval=10 * maxiter,
+                              dmax=float(dmax)))
 
     def relax_box(self, mode: str, pressure: float, ftol: float, maxiter: int = 5000, vmax: float = 1e-3) -> None:
         """One box/relax round; pressure in LAMMPS units (compressive positive)."""

@@ -19,7 +19,7 @@ def report(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "mlipprops: interrupted (finished stages are checkpointed: rerun the same command to resume)"
     where = f" (LAMMPS log: {exc.log_path})" if isinstance(exc, LammpsError) and exc.log_path else ""
-    return f"mlipprops: error: {exc}{where}"
+    return " ".join(f"mlipprops: error: {exc}{where}".split("\n"))  # one line, whatever the message holds
 
 
 def warn(message: str) -> None:

@@ -148,14 +148,14 @@ def check_lammps_text(text: str, what: str) -> None:
     start another command (`shell` included), '#' a comment, '$' a variable substitution, '&' a continuation."""
     for char, name in _NOT_IN_COMMANDS.items():
         if char in str(text):
-            raise InputError(f"{what} '{text!s}' contains {name}, which LAMMPS would not read as part of it: give "
-                             "plain words (a file whose name has such characters: rename or link it)")
+            raise InputError(f"{what} {str(text)!r} contains {name}, which LAMMPS would not read as part of it: "
+                             "give plain words (a file whose name has such characters: rename or link it)")
 
 
 def quoted_path(path: str, what: str) -> str:
     """A file path for a LAMMPS command: in double quotes (spaces, '#' and '$' are then taken literally)."""
     if any(c in str(path) for c in "\n\r\""):
-        raise InputError(f"{what} '{path}' contains a newline or a double quote: rename the file")
+        raise InputError(f"{what} {str(path)!r} contains a newline or a double quote: rename the file")
     return f'"{path}"'
 
 

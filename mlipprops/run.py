@@ -65,8 +65,9 @@ class Run:
     def stamp(self, record: dict, potential, groups: int, lammps_version: int) -> dict:
         """The record's schema version and provenance (what ran, where, how long): what makes it a result."""
         record["schema_version"] = SCHEMA_VERSION
-        record["provenance"] = provenance(potential.describe(), self.world.Get_size(), groups, self.started,
-                                          lammps_version, self.options.command_line or "python: mlipprops API")
+        record["provenance"] = provenance({**potential.describe(), "content_sha256": potential.content_hash()},
+                                          self.world.Get_size(), groups, self.started, lammps_version,
+                                          self.options.command_line or "python: mlipprops API")
         return record
 
 

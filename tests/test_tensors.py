@@ -179,3 +179,41 @@ def test_stiffness_estimate_removes_the_reference_stress_terms():
                         np.array([s0 - B[:, j] * 0.005 for j in range(6)]))}
     est = stiffness.estimate(stresses, s0)
     assert np.allclose(est.C, C) and np.allclose(est.parts["symmetry"], 0.0)
+
+
+def test_one_amplitude_truncation_estimate_from_the_asymmetry():
+    """s(e) = C e + D e^2/2 + E e^3/6 with one scale of nonlinearity (E = D^2/C on the diagonal, E_ij = D_ij D_jj
+    / C_jj): the central difference is off by E d^2/6, which the estimate from the asymmetry recovers."""
+    C = cubic(150, 75, 55)
+    D = -6.0 * np.abs(C)  # a typical third-order constant: several times C
+    E = D * np.diag(D)[None, :] / np.diag(C)[None, :]
+    d = 0.005
+    stresses = {d: (np.array([C[:, j] * d + D[:, j] * d**2 / 2 + E[:, j] * d**3 / 6 for j in range(6)]),
+                    np.array([-C[:, j] * d + D[:, j] * d**2 / 2 - E[:, j] * d**3 / 6 for j in range(6)]))}
+    est = stiffness.estimate(stresses, np.zeros(6))
+    true = np.abs(est.C - C)
+    big = true > 1e-6
+    assert np.allclose(est.parts["truncation"][big], np.maximum(true, true.T)[big], rtol=1e-3)
+    assert np.allclose(est.C_err, est.parts["truncation"])  # no symmetry error: only truncation
+
+
+def test_symmetry_plans_the_strains_a_crystal_needs():
+    from ase.build import bulk
+
+    from mlipprops import symmetry
+    cubic_cell = symmetry.plan(symmetry.point_group(bulk("Si", "diamond", a=5.43, cubic=True)))[0]
+    tetragonal = symmetry.plan(symmetry.point_group(bulk("Sn", "bct", a=5.8, c=3.2)))[0]
+    mono = bulk("Si", "diamond", a=5.43, cubic=True)
+    mono.set_cell(mono.cell[:] + [[0, 0, 0], [0, 0, 0], [0.4, 0, 0]], scale_atoms=True)  # a monoclinic shear
+    assert cubic_cell == [0, 3] and tetragonal == [0, 2, 3, 5]
+    assert symmetry.plan(symmetry.point_group(mono))[0] == [0, 1, 2, 3, 4, 5]
+    # completion: the stresses of the run strains give the others exactly (an isotropic response to check)
+    lam, mu = 60.0, 40.0
+    def sigma(j, sign):
+        e = tensors.voigt_strain_tensor(j, sign * 0.01)
+        return tensors.stress_to_voigt(lam * np.trace(e) * np.eye(3) + 2 * mu * e)
+    run, derived = symmetry.plan(symmetry.point_group(bulk("Si", "diamond", a=5.43, cubic=True)))
+    stresses = {(j, s): sigma(j, s) for j in run for s in (1, -1)}
+    symmetry.complete(stresses, derived)
+    for j in range(6):
+        assert np.allclose(stresses[(j, 1)], sigma(j, 1)) and np.allclose(stresses[(j, -1)], sigma(j, -1))

@@ -77,14 +77,22 @@ std::vector<std::string> split_words(const std::string &s)
   return out;
 }
 
-// the message of a torch exception without the C++ backtrace that c10::Error carries
+// the message of a torch exception in one line: without the C++ backtrace that c10::Error carries, and for an
+// error raised inside the TorchScript model, its own last line (the interpreter's traceback above it is long)
 std::string torch_message(const std::exception &e)
 {
   auto ce = dynamic_cast<const c10::Error *>(&e);
   std::string msg = ce ? ce->what_without_backtrace() : e.what();
   auto cut = msg.find(" (Could this error message be improved?");
   if (cut != std::string::npos) msg = msg.substr(0, cut);
-  return trim(msg);
+  msg = trim(msg);
+  if (msg.find("The following operation failed in the TorchScript interpreter") != std::string::npos) {
+    auto last = msg.find_last_of('\n');
+    if (last != std::string::npos) msg = trim(msg.substr(last + 1));
+  }
+  for (auto &c : msg)
+    if (c == '\n' || c == '\r') c = ' ';
+  return msg;
 }
 
 // thread count: MLIPPROPS_TORCH_THREADS, else OMP_NUM_THREADS, else 1

@@ -24,10 +24,15 @@ RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds
 
 @dataclass(frozen=True)
 class ElasticSettings:
-    # Two amplitudes by default: the smaller one gives C, the pair gives a measured truncation error. 0.5 % is
-    # large enough that float32 models' stress noise (~1e-4 GPa) is < 1 % of the stress change even for a soft
-    # molecular crystal (C ~ 5 GPa), and small enough that the O(d^2) error of central differences is ~0.01 %.
-    strains: tuple[float, ...] = (0.005, 0.01)
+    # 0.5 % is large enough that float32 models' stress noise (~1e-4 GPa) is < 1 % of the stress change even for
+    # a soft molecular crystal (C ~ 5 GPa), and small enough that the O(d^2) error of central differences is
+    # small. None: decided from the potential (for_system): one amplitude for a deployed model (smooth: its
+    # truncation error follows from the +- asymmetry, stiffness.py), 0.5 % and 1 % for a LAMMPS pair style (a
+    # tabulated one has an O(d) error that only a second amplitude measures).
+    strains: tuple[float, ...] | None = None
+    # strains related by the crystal's point group give each other's stresses: run one of each set (cubic 2 of
+    # the 6 directions, tetragonal 4) and complete C by symmetry
+    use_symmetry: bool = True
     clamped_ion: bool = False
     no_relax: bool = False
     # box relaxation first (and the pressure of the MD at temperature)
@@ -57,8 +62,9 @@ class ElasticSettings:
         float64, 1e-3 for a float32 model (measured, CuAu Allegro: 1e-6 leaves 2 % noise on C11, 1e-3 0.02 %;
         truncation 0.2 % at 1e-2)."""
         mode = RelaxSettings(relax_mode=self.relax_mode).for_system(system).relax_mode
+        strains = self.strains or ((0.005,) if system.potential.model_info is not None else (0.005, 0.01))
         if self.temperature is None:
-            return replace(self, relax_mode=mode)
+            return replace(self, relax_mode=mode, strains=tuple(sorted(set(strains))))
         units, model = system.potential.units, system.potential.model_info
         has_h = "H" in system.atoms.get_chemical_symbols()
         timestep = units.default_timestep / (2 if has_h else 1) if self.timestep is None else self.timestep
@@ -66,7 +72,7 @@ class ElasticSettings:
             delta = self.born_delta
         else:
             delta = 1e-3 if model is not None and model.model_dtype == "float32" else 1e-6
-        return replace(self, relax_mode=mode, timestep=timestep, born_delta=delta)
+        return replace(self, relax_mode=mode, timestep=timestep, born_delta=delta, strains=tuple(sorted(set(strains))))
 
     def check(self, system) -> None:
         RelaxSettings(**{k: getattr(self, k) for k in RELAX_FIELDS}).check(system)
@@ -92,7 +98,8 @@ class ElasticSettings:
 
     def at_zero_kelvin(self) -> dict:
         """What a 0 K result depends on (the checkpoints' key): the MD settings do not change it."""
-        return {"amplitudes": self.strains, "relaxed_ions": not self.clamped_ion, "force_tol": self.force_tol}
+        return {"amplitudes": self.strains, "relaxed_ions": not self.clamped_ion, "force_tol": self.force_tol,
+                "use_symmetry": self.use_symmetry}
 
 
 @dataclass
@@ -150,41 +157,53 @@ class ElasticResult:
 
 # -- 0 K ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class StrainTask:
-    component: int  # Voigt index, input frame
-    sign: int
+class StrainPair:
+    """+d and -d along one Voigt strain (input frame): run by one group, the -d cell starting from the mirror of
+    the +d cell's ion relaxation (to first order the ions move linearly with the strain, so it starts close)."""
+    component: int
     amplitude: float
 
-    @property
-    def name(self) -> str:
-        return f"e{self.component + 1}{'+' if self.sign > 0 else '-'}{self.amplitude:g}"
+    def name(self, sign: int) -> str:
+        return f"e{self.component + 1}{'+' if sign > 0 else '-'}{self.amplitude:g}"
 
 
-def strain_tasks(amplitudes) -> list[StrainTask]:
-    return [StrainTask(j, s, d) for d in sorted(amplitudes) for j in range(6) for s in (1, -1)]
+def strain_pairs(amplitudes, components) -> list[StrainPair]:
+    return [StrainPair(j, d) for d in sorted(amplitudes) for j in components]
 
 
-def strained_stress(engine, frame, reference, task: StrainTask, settings: ElasticSettings):
-    """Voigt stress (input frame) of the reference state under the task's strain; and the largest force left."""
-    strain = frame.Q @ tensors.voigt_strain_tensor(task.component, task.sign * task.amplitude) @ frame.Q.T
-    R = engine.deform(reference, strain)
+def strained_stress(engine, frame, reference, component: int, strain: float, settings: ElasticSettings,
+                    guess: np.ndarray | None = None):
+    """Voigt stress (input frame) of the reference state under a strain; the largest force left; and how the
+    relaxation moved the ions (input frame, per atom) from the affinely strained positions, which is where the
+    opposite strain starts (`guess`, mirrored)."""
+    from mlipprops.engine import State
+
+    eps = tensors.voigt_strain_tensor(component, strain)
+    R = engine.deform(reference, frame.Q @ eps @ frame.Q.T)
+    affine = engine.save_state()
+    to_run = frame.Q.T @ R.T  # input frame -> this strained cell's LAMMPS frame (rows: x @ to_run)
+    if guess is not None and not settings.clamped_ion:
+        engine.restore_state(State(affine.cell, affine.positions - guess @ to_run, affine.images))
     if settings.clamped_ion:
         engine.evaluate()
         fmax = engine.max_force()
     else:
-        fmax = relax_ions(engine, settings.force_tol)
+        # a strained cell starts within hundredths of an A of its minimum: short line searches save evaluations
+        # (measured on urea with its model, minimizer evaluations of the tensor: dmax 0.1 1264, 0.05 1143, 0.02
+        # 1103; FIRE 3764, backtracking line search 3768)
+        fmax = relax_ions(engine, settings.force_tol, dmax=0.02)
+    moved = (engine.save_state().positions - affine.positions) @ np.linalg.inv(to_run)
     sigma = frame.stress_to_input(R.T @ engine.stress() @ R)
-    return tensors.stress_to_voigt(sigma), fmax
+    return tensors.stress_to_voigt(sigma), fmax, moved
 
 
 def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | None:
-    tasks = strain_tasks(settings.strains)
-    groups = run.groups(len(tasks), system.natoms)
+    from mlipprops import symmetry
+
+    groups = run.groups(6 * len(settings.strains), system.natoms)
     relax_settings = settings.relax()
     checkpoints = run.checkpoints("elastic", system, groups, settings.at_zero_kelvin(),
                                   asdict(relax_settings) if relax_settings else None)
-    mine = groups.my_tasks(tasks)
-    progress = run.progress(len(mine), "strained cells")
     with system.open_engine(groups.comm, run.log_path(groups)) as engine:
         if relax_settings is not None:
             relax_record = outcome_record(system, relax_in_place(engine, relax_settings))
@@ -194,15 +213,25 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
         reference = engine.save_state()
         energy = engine.energy()
         s0 = tensors.stress_to_voigt(system.frame.stress_to_input(engine.stress()))
+        atoms = system.atoms_from_state(reference)
+        # the symmetry of the relaxed crystal (every group relaxed the same crystal: the same plan)
+        components, derived = symmetry.plan(symmetry.point_group(atoms)) if settings.use_symmetry else \
+            (list(range(6)), [])
+        mine = groups.my_tasks(strain_pairs(settings.strains, components))
+        progress = run.progress(2 * len(mine), "strained cells")
         done = []
-        for task in mine:
-            def strain_it():
-                stress, fmax = strained_stress(engine, system.frame, reference, task, settings)
-                return {"stress": stress, "max_force": fmax}
-            saved = checkpoints.once(task.name, groups.comm, strain_it)
-            done.append((task, np.asarray(saved["stress"]), float(saved["max_force"])))
-            if progress is not None:
-                progress.update(1)
+        for pair in mine:
+            guess = None
+            for sign in (1, -1):
+                def strain_it():
+                    stress, fmax, moved = strained_stress(engine, system.frame, reference, pair.component,
+                                                          sign * pair.amplitude, settings, guess)
+                    return {"stress": stress, "max_force": fmax, "ion_displacements": moved}
+                saved = checkpoints.once(pair.name(sign), groups.comm, strain_it)
+                guess = -np.asarray(saved["ion_displacements"])  # the -d cell starts from the mirror image
+                done.append((pair, sign, np.asarray(saved["stress"]), float(saved["max_force"])))
+                if progress is not None:
+                    progress.update(1)
         version = engine.version()
     if progress is not None:
         progress.close()
@@ -210,15 +239,20 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     if everything is None:
         return None
     stresses = {}
-    for task, stress, _ in everything:
-        plus, minus = stresses.setdefault(task.amplitude, (np.zeros((6, 6)), np.zeros((6, 6))))
-        (plus if task.sign > 0 else minus)[task.component] = stress
-    atoms = system.atoms_from_state(reference)
+    for amplitude in settings.strains:
+        by_strain = {(p.component, sign): stress for p, sign, stress, _ in everything if p.amplitude == amplitude}
+        symmetry.complete(by_strain, derived)
+        stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
+                               np.array([by_strain[(j, -1)] for j in range(6)]))
     record = outputs.elastic_record({
         "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
-        "relax": relax_record, "max_force_strained": max(f for _, _, f in everything),
+        "relax": relax_record, "max_force_strained": max(f for *_, f in everything),
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
         atoms, system.potential.units, system.source)
+    record["strained_cells"] = {"run": [f"e{j + 1}" for j in components],
+                                "by_symmetry": {f"e{eq.component + 1}": f"{'-' if eq.sign < 0 else ''}R e{eq.source + 1} R^T"
+                                                for eq in derived},
+                                "count": 2 * len(components) * len(settings.strains)}
     record["structure_files"] = outputs.structure_files("relaxed")
     run.stamp(record, system.potential, groups.count, version)
     return ElasticResult(record, atoms)

@@ -188,10 +188,9 @@ class MeltEngine:
         # above all) may keep its order for longer than the melting stage lasts
         hot = max(1.5 * temperature, 1.2 * (self.superheated or 0.0))
         for _ in range(3):  # melt the upper half; hotter if it did not melt (a held crystal templates it)
-            e.command(template("melt_split", hot=float(hot), temperature=float(temperature), tdamp=100 * self.dt,
-                               seed=seed, z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.prepare_steps,
-                               cool_steps=max(s.prepare_steps // 2, 1), pressure=self.p_lammps,
-                               pdamp=1000 * self.dt))
+            e.command(template("melt_split", hot=float(hot), tdamp=100 * self.dt, seed=seed,
+                               z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.prepare_steps,
+                               pressure=self.p_lammps, pdamp=1000 * self.dt))
             fraction = e.variable("mlp_nsolid") / self.order["n_order"]
             if fraction < 0.7:
                 break
@@ -201,6 +200,9 @@ class MeltEngine:
             raise InputError(f"the upper half of the two-phase cell did not melt at up to {hot / 1.3:.0f} in "
                              f"{s.prepare_steps} steps (solid-like fraction {fraction:.2f} at {temperature:g}): raise "
                              "--prepare-steps (molecular crystals melt slowly)")
+        # (far below T_m the liquid may recrystallize while it cools: the trial then shows a growing solid)
+        e.command(template("melt_cool", temperature=float(temperature), tdamp=100 * self.dt, seed=seed,
+                           cool_steps=max(s.prepare_steps // 2, 1)))
         if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
             return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
         return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,

@@ -103,7 +103,8 @@ def runaway(engine: Engine, energy0: float, volume0: float, failed: bool = False
     volume = abs(np.linalg.det(state.cell))
     i, j, d = neighbor_list("ijd", Atoms(positions=state.positions, cell=state.cell, pbc=True), 0.6)
     ratio = volume / volume0
-    if energy < energy0 - 1.0 or not 0.5 < ratio < 2.0 or len(d) or failed and energy < energy0 - 0.2:
+    # far beyond what relaxing even a poor start does (a sparse random packing of Cu: -1.1 eV/atom, volume x0.77)
+    if energy < energy0 - 5.0 or not 0.3 < ratio < 3.0 or len(d) or failed and energy < energy0 - 1.0:
         contact = f", atoms {i[np.argmin(d)] + 1} and {j[np.argmin(d)] + 1} {d.min():.2f} A apart" if len(d) else ""
         raise InputError(f"the relaxation ran away: energy {energy0:.3f} -> {energy:.3f} {engine.units.energy_unit}"
                          f"/atom, volume x{ratio:.2f}{contact}. The potential collapses this crystal (a model "
@@ -111,11 +112,11 @@ def runaway(engine: Engine, energy0: float, volume0: float, failed: bool = False
                          "evaluate`, and the structure itself")
 
 
-def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5) -> float:
+def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5, dmax: float = 0.1) -> float:
     """Minimize the ions in a fixed cell until the largest force is below force_tol (or no progress)."""
     fmax = np.inf
     for _ in range(max_rounds):
-        engine.minimize(force_tol)
+        engine.minimize(force_tol, dmax=dmax)
         new = engine.max_force()
         if new <= force_tol or new >= 0.999 * fmax:
             return new

@@ -12,6 +12,10 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           volume expansion as in hot and molten urea), atoms rattled (sigma 0.01-0.08 A).
   rigid   molecules moved as rigid bodies in cells from 4 % compressed to 18 % expanded: the intermolecular
           landscape from contact to dissociation (without it a first model let NPT cells expand without bound).
+  near    the response a relaxed-ion elastic tensor depends on: the relaxed cell under small strains (+-1.2 %
+          per component), ions displaced by 0.005-0.04 A (forces: the Hessian that ion relaxation follows), a
+          quarter of them along the soft orthorhombic strain e1 - e2 (+-2 %), where GFN2-xTB urea sits near a
+          shallow saddle and a model must get the curvature, not only the sign.
   md      snapshots of molecular dynamics run with a first model (--model, trained on the stages above)
           through mlipprops' own LAMMPS engine: NPT solid at 100-400 K; NVT at 10 % expanded volume for a melt
           at 900 K and the liquid at 600 and 450 K. The model only proposes configurations; every label is
@@ -107,6 +111,22 @@ def strained_frames(relaxed, n: int):
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + e), scale_atoms=True)
         atoms.positions += rng.normal(0.0, rng.uniform(0.01, 0.08), size=atoms.positions.shape)
         frames.append((f"strain-{k}", atoms))
+    return frames
+
+
+def near_frames(relaxed, n: int):
+    rng = np.random.default_rng(SEED + 2)
+    frames = []
+    for k in range(n):
+        atoms = relaxed.copy()
+        e = rng.uniform(-0.012, 0.012, size=(3, 3))
+        e = 0.5 * (e + e.T)
+        if k % 4 == 3:  # along e1 - e2 (+ a little of the rest)
+            soft = rng.uniform(-0.02, 0.02)
+            e = 0.2 * e + np.diag([soft, -soft, 0.0])
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + e), scale_atoms=True)
+        atoms.positions += rng.normal(0.0, rng.uniform(0.005, 0.04), size=atoms.positions.shape)
+        frames.append((f"near-{k}", atoms))
     return frames
 
 
@@ -213,10 +233,11 @@ def label_all(candidates, out: str, config_type: str, jobs: int = 1):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "rigid", "md"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
+    p.add_argument("--near", type=int, default=300)
     p.add_argument("--model", help="md stage: the first model, proposing configurations (written to "
                                    "md_candidates.extxyz, which a rerun labels without the model)")
     p.add_argument("--jobs", type=int, default=1, help="labelling processes side by side")
@@ -240,6 +261,8 @@ def main():
             info = label_all(strained_frames(relaxed, args.strained), args.out, "strain", args.jobs)
         elif args.stage == "rigid":
             info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid", args.jobs)
+        elif args.stage == "near":
+            info = label_all(near_frames(relaxed, args.near), args.out, "near", args.jobs)
         else:
             proposals = os.path.join(out_dir, "md_candidates.extxyz")
             if not os.path.exists(proposals):
@@ -258,7 +281,8 @@ def main():
     manifest[args.stage] = manifest.get(args.stage, {}) | info
     if os.path.exists(args.out):
         frames = read(args.out, ":")
-        manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames) for t in ("strain", "rigid", "md")}
+        manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames)
+                              for t in ("strain", "rigid", "near", "md")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)

@@ -1,0 +1,76 @@
+"""Which of the six Voigt strains a crystal's point group makes equivalent, so that the stresses of a few strained
+cells give those of all six (spglib for the symmetry operations; pure numpy otherwise).
+
+If R is a symmetry operation of the crystal (Cartesian, input frame) and the strain e_j = s R e_i R^T (s = +-1),
+then the stress under +d e_j is R sigma(s d e_i) R^T: the crystal cannot tell the two strained cells apart. A
+cubic crystal needs e1 and e4 only, a tetragonal one e1, e3, e4 and e6, a monoclinic one all six.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlipprops import tensors
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Strain `component` is `sign` times R e_`source` R^T."""
+    component: int
+    source: int
+    sign: int
+    R: np.ndarray
+
+
+def point_group(atoms, symprec: float = 1e-4) -> list[np.ndarray]:
+    """Cartesian rotations (input frame, column vectors: x' = R x) of the crystal's space group operations."""
+    import warnings
+
+    import spglib
+
+    A = atoms.cell[:]
+    with warnings.catch_warnings():  # spglib 2.x warns about its own error handling on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = spglib.get_symmetry((A, atoms.get_scaled_positions(), atoms.get_atomic_numbers()), symprec=symprec)
+    if data is None:
+        return [np.eye(3)]
+    out = []
+    for W in data["rotations"]:
+        R = A.T @ W @ np.linalg.inv(A.T)  # fractional f' = W f  ->  Cartesian x' = A^T W A^-T x
+        if np.allclose(R @ R.T, np.eye(3), atol=1e-6):
+            out.append(R)
+    return out or [np.eye(3)]
+
+
+def plan(rotations: list[np.ndarray]) -> tuple[list[int], list[Equivalence]]:
+    """The strains to run (each the first of its set) and how the others follow from them."""
+    run, derived = [], []
+    for j in range(6):
+        target = tensors.voigt_strain_tensor(j, 1.0)
+        found = None
+        for i in run:
+            source = tensors.voigt_strain_tensor(i, 1.0)
+            for R in rotations:
+                image = R @ source @ R.T
+                for sign in (1, -1):
+                    if np.allclose(image, sign * target, atol=1e-8):
+                        found = Equivalence(j, i, sign, R)
+                        break
+                if found:
+                    break
+            if found:
+                break
+        if found:
+            derived.append(found)
+        else:
+            run.append(j)
+    return run, derived
+
+
+def complete(stresses: dict[tuple[int, int], np.ndarray], derived: list[Equivalence]) -> None:
+    """Add the stresses of the derived strains to {(component, sign): Voigt stress} (input frame), in place."""
+    for eq in derived:
+        for sign in (1, -1):
+            sigma = tensors.voigt_to_stress(stresses[(eq.source, sign * eq.sign)])
+            stresses[(eq.component, sign)] = tensors.stress_to_voigt(eq.R @ sigma @ eq.R.T)
