@@ -82,6 +82,16 @@ class Engine:
         self._thermo_every = thermo_every
         self._callback_error: BaseException | None = None
         self._halt = False
+        # Ctrl-C while LAMMPS runs: remembered here and acted on in the next callback (a KeyboardInterrupt raised
+        # by Python's own handler could land in LAMMPS' ctypes wrapper, where it would be swallowed)
+        self._interrupted = False
+        self._previous_sigint = None
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            def interrupted(_signum, _frame):
+                self._interrupted = True
+            self._previous_sigint = signal.signal(signal.SIGINT, interrupted)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def command(self, text: str) -> None:
@@ -100,6 +110,9 @@ class Engine:
             error, self._callback_error = self._callback_error, None
             self.lmp.set_internal_variable(_CALLBACK_ERROR, 0.0)
             raise error
+        if self._interrupted:
+            self._interrupted = False
+            raise KeyboardInterrupt
 
     def add_callback(self, fix_id: str, every: int, callback) -> None:
         """Call `callback(step, nlocal, tag, x, f)` (local atoms; f: forces to add) every `every` steps and at the
@@ -115,6 +128,9 @@ class Engine:
         def guarded(_ctx, step, nlocal, tag, x, f):
             failed = 0.0
             try:
+                if self._interrupted:
+                    self._interrupted = False
+                    raise KeyboardInterrupt
                 if self._callback_error is None:
                     callback(step, nlocal, tag, x, f)
             except BaseException as exc:  # noqa: BLE001 - re-raised by command() after the LAMMPS call
@@ -162,6 +178,10 @@ class Engine:
 
     def close(self) -> None:
         self.lmp.close()
+        if self._previous_sigint is not None:
+            import signal
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     def __enter__(self) -> "Engine":
         return self

@@ -14,12 +14,30 @@ from mlipprops.models import ModelInfo
 VIRIAL_TO_LAMMPS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]  # LAMMPS order xx yy zz xy xz yz
 
 
+def keep_freed_memory() -> bool:
+    """glibc returns large freed blocks to the OS and page-faults them back on the next evaluation: with a model
+    of the paper's size 1.2-3.4x the time of a step (shared/FACTS.md). Keep them for reuse, as the plugin does;
+    MLIPPROPS_MALLOC_TUNE=0 leaves glibc's defaults."""
+    import ctypes
+    import os
+
+    if os.environ.get("MLIPPROPS_MALLOC_TUNE") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # malloc.h
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 class DeployedModel:
     """Loads a TorchScript deployment once (torch.jit.load, no pickle) and evaluates it."""
 
     def __init__(self, info: ModelInfo, threads: int | None = None):
         import torch
 
+        keep_freed_memory()
         self.torch = torch
         self.info = info
         if threads:

@@ -188,7 +188,7 @@ def test_a_newline_in_out_is_refused(tmp_path, si):
 def test_spaces_and_hashes_in_paths(tmp_path):
     odd = tmp_path / "my runs #1"
     run_cli("elastic", "--example", "cu-eam", "--supercell", "2", "2", "2", "--temperature", "300", "--run-steps",
-            "1000", "--equil-steps", "200", "--quiet", "--out", odd / "el T")
+            "1000", "--equil-steps", "200", "--born-every", "20", "--quiet", "--out", odd / "el T")
     assert (odd / "el T" / "elastic.json").is_file() and (odd / "el T" / "npt.txt").stat().st_size > 1000
     model = tmp_path / "a model #2.pth"
     shutil.copy(MODELS / "cuau_legacy_f64.pth", model)
@@ -222,6 +222,7 @@ def test_two_runs_on_one_out_the_second_is_refused(tmp_path):
 @pytest.mark.parametrize("args,words", [
     (("elastic", "--strains", "0.5"), "per cent"),
     (("elastic", "--temperature", "300", "--timestep", "0"), "--timestep 0"),
+    (("elastic", "--temperature", "300", "--run-steps", "1000"), "--born-every"),
     (("melt", "--max-trials", "0"), "--max-trials 0"),
     (("relax", "--pressure", "1e6"), "GPa"),
     (("relax", "--supercell", "1000", "1000", "1000"), "--supercell"),
@@ -232,7 +233,7 @@ def test_settings_that_are_mistakes_are_refused(tmp_path, args, words):
 
 def test_a_truncated_stage_file_is_recomputed_not_trusted(tmp_path):
     args = ("elastic", "--example", "cu-eam", "--supercell", "2", "2", "2", "--temperature", "300", "--run-steps",
-            "1000", "--equil-steps", "200", "--quiet", "--out", tmp_path / "r")
+            "1000", "--equil-steps", "200", "--born-every", "20", "--quiet", "--out", tmp_path / "r")
     run_cli(*args)
     nvt = tmp_path / "r" / "nvt.txt"
     nvt.write_text("\n".join(nvt.read_text().splitlines()[:5]) + "\n")  # a crash while writing it

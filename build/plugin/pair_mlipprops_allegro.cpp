@@ -34,10 +34,12 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <malloc.h>
 #include <sstream>
 #include <unordered_map>
 
@@ -93,6 +95,19 @@ std::string torch_message(const std::exception &e)
   for (auto &c : msg)
     if (c == '\n' || c == '\r') c = ' ';
   return msg;
+}
+
+// glibc hands large freed blocks back to the OS (mmap'd ones always, the top of the heap above the trim
+// threshold) and page-faults them in again on the next step: with a model of the paper's size that is about a
+// million page faults per step, 1.2-3.4 times the step's time (shared/FACTS.md). Keep freed memory for reuse
+// instead (peak memory rises: reported by the benchmarks). MLIPPROPS_MALLOC_TUNE=0 leaves glibc's defaults.
+bool tune_malloc()
+{
+  const char *env = std::getenv("MLIPPROPS_MALLOC_TUNE");
+  if (env && std::strcmp(env, "0") == 0) return false;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  return true;
 }
 
 // thread count: MLIPPROPS_TORCH_THREADS, else OMP_NUM_THREADS, else 1
@@ -275,7 +290,8 @@ void PairMlippropsAllegro::load_model(const std::string &path)
     architecture_ = has_convnet ? "nequip" : has_allegro ? "allegro" : "unknown";
   }
 
-  // 2. load it, with its metadata
+  // 2. load it, with its metadata (malloc tuned first: the model's own buffers then stay in the heap too)
+  const bool malloc_tuned = tune_malloc();
   std::unordered_map<std::string, std::string> meta;
   for (const char *k : {"r_max", "type_names", "num_types", "n_species", "per_edge_type_cutoff",
                         "model_dtype", "default_dtype", "allow_tf32", "nequip_version"})
@@ -370,8 +386,9 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                    meta["type_names"]);
     utils::logmesg(lmp, "{}: torch intra-op threads = {} (from {}), JIT graph optimisation {}\n", STYLE,
                    at::get_num_threads(), source, jit_optimize_ ? "on" : "off");
-    utils::logmesg(lmp, "{}: architecture {}, input graph {}{}\n", STYLE, architecture_,
-                   periodic_ ? "periodic" : "local", graph_request_.empty() ? "" : " (as requested)");
+    utils::logmesg(lmp, "{}: architecture {}, input graph {}{}; malloc keeps freed memory: {}\n", STYLE,
+                   architecture_, periodic_ ? "periodic" : "local", graph_request_.empty() ? "" : " (as requested)",
+                   malloc_tuned ? "yes" : "no (MLIPPROPS_MALLOC_TUNE=0)");
   }
 }
 

@@ -93,6 +93,9 @@ class ElasticSettings:
             raise InputError("--sample-every, --born-every and --equil-steps must be at least 1")
         if self.run_steps < 20 * self.sample_every:
             raise InputError(f"--run-steps {self.run_steps}: at least 20 samples long (20 x --sample-every)")
+        if self.method in ("born", "fluctuation") and self.run_steps < 20 * self.born_every:
+            raise InputError(f"--run-steps {self.run_steps} gives fewer than 20 Born matrices: lower --born-every "
+                             f"(now {self.born_every}) or run longer")
         if not 0 < self.md_strain <= 0.05:
             raise InputError(f"--md-strain {self.md_strain:g}: a fraction in (0, 0.05] (0.01 is 1 %)")
 
