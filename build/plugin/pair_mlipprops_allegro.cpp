@@ -440,14 +440,30 @@ c10::IValue PairMlippropsAllegro::forward(c10::Dict<std::string, torch::Tensor> 
   return model_.forward(args);
 }
 
+/* every pair (local centre i, neighbour j) within the cutoff of its types, in neighbour-list order */
+template <class Edge> void PairMlippropsAllegro::each_edge(Edge edge)
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const int ntypes1 = atom->ntypes + 1;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz < cutsq_i[type[j]]) edge(i, j);
+    }
+  }
+}
+
 /* nodes: local atoms first (node = atom index), then the ghosts that are neighbours of a local atom; edges
    from local centres to any node within the cutoff of the pair's types */
 void PairMlippropsAllegro::build_local_graph(int nall)
 {
-  double **x = atom->x;
-  const int *type = atom->type;
   const int nlocal = atom->nlocal;
-  const int ntypes1 = atom->ntypes + 1;
   node_of_atom_.assign(nall, -1);
   atom_of_node_.resize(nlocal);
   for (int i = 0; i < nlocal; i++) {
@@ -456,24 +472,15 @@ void PairMlippropsAllegro::build_local_graph(int nall)
   }
   edge_src_.clear();
   edge_dst_.clear();
-  for (int ii = 0; ii < list->inum; ii++) {
-    const int i = list->ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
-    const int *jlist = list->firstneigh[i];
-    for (int jj = 0; jj < list->numneigh[i]; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz >= cutsq_i[type[j]]) continue;
-      int &nj = node_of_atom_[j];
-      if (nj < 0) {
-        nj = atom_of_node_.size();
-        atom_of_node_.push_back(j);
-      }
-      edge_src_.push_back(i);
-      edge_dst_.push_back(nj);
+  each_edge([&](int i, int j) {
+    int &nj = node_of_atom_[j];
+    if (nj < 0) {
+      nj = atom_of_node_.size();
+      atom_of_node_.push_back(j);
     }
-  }
+    edge_src_.push_back(i);
+    edge_dst_.push_back(nj);
+  });
 }
 
 /* nodes: the local atoms (one rank: all atoms); an edge to a ghost neighbour goes to its owner, with the
@@ -481,34 +488,21 @@ void PairMlippropsAllegro::build_local_graph(int nall)
 void PairMlippropsAllegro::build_periodic_graph()
 {
   double **x = atom->x;
-  const int *type = atom->type;
   const tagint *tag = atom->tag;
   const int nlocal = atom->nlocal;
-  const int ntypes1 = atom->ntypes + 1;
   atom_of_node_.resize(nlocal);
   for (int i = 0; i < nlocal; i++) atom_of_node_[i] = i;
   edge_src_.clear();
   edge_dst_.clear();
   edge_shift_.clear();
-  for (int ii = 0; ii < list->inum; ii++) {
-    const int i = list->ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    const double *cutsq_i = &cutsq_model_[type[i] * ntypes1];
-    const int *jlist = list->firstneigh[i];
-    for (int jj = 0; jj < list->numneigh[i]; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz >= cutsq_i[type[j]]) continue;
-      const int owner = j < nlocal ? j : atom->map(tag[j]);
-      if (owner < 0 || owner >= nlocal)
-        error->one(FLERR, "{}: ghost atom {} has no local owner on this rank (periodic graph)", STYLE, tag[j]);
-      edge_src_.push_back(i);
-      edge_dst_.push_back(owner);
-      edge_shift_.push_back(x[j][0] - x[owner][0]);
-      edge_shift_.push_back(x[j][1] - x[owner][1]);
-      edge_shift_.push_back(x[j][2] - x[owner][2]);
-    }
-  }
+  each_edge([&](int i, int j) {
+    const int owner = j < nlocal ? j : atom->map(tag[j]);
+    if (owner < 0 || owner >= nlocal)
+      error->one(FLERR, "{}: ghost atom {} has no local owner on this rank (periodic graph)", STYLE, tag[j]);
+    edge_src_.push_back(i);
+    edge_dst_.push_back(owner);
+    for (int k = 0; k < 3; k++) edge_shift_.push_back(x[j][k] - x[owner][k]);
+  });
 }
 
 void PairMlippropsAllegro::compute(int eflag, int vflag)

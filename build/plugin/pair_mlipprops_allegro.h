@@ -44,6 +44,7 @@ class PairMlippropsAllegro : public Pair {
   void allocate();
   void load_model(const std::string &path);
   c10::IValue forward(c10::Dict<std::string, torch::Tensor> &input, const torch::Tensor &pos);
+  template <class Edge> void each_edge(Edge edge);
   void build_local_graph(int nall);
   void build_periodic_graph();
 

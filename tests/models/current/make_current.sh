@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate tests/models/cuau_current_f64.nequip.pth and cuau_current_pertype.nequip.pth
+# Regenerate tests/models/cuau_current_f64.nequip.pth, cuau_current_pertype.nequip.pth (Allegro) and
+# cuau_nequip_f64.nequip.pth (a two-layer NequIP: message passing)
 # (nequip 0.19.1 + nequip-allegro 0.8.3: `nequip-train` with a Hydra config, then TorchScript compile).
 #
-#   tests/models/current/make_current.sh [VENV] [WORKDIR]
+#   tests/models/current/make_current.sh [VENV] [WORKDIR] [NAME ...]     (default: all three)
 #
 # VENV (default /tmp/venv-current) is made if missing:
 #   python3 -m venv VENV && VENV/bin/pip install torch==2.13.0
@@ -15,6 +16,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODELS="$(dirname "$HERE")"
 VENV="${1:-/tmp/venv-current}"
 WORK="${2:-/tmp/mlipprops-models-current}"
+shift $(( $# < 2 ? $# : 2 ))
+NAMES="${*:-cuau_current_f64 cuau_current_pertype cuau_nequip_f64}"
 
 if [ ! -x "$VENV/bin/nequip-train" ]; then
   python3 -m venv "$VENV"
@@ -27,9 +30,9 @@ mkdir -p "$WORK/data"
 cd "$WORK"
 "$VENV/bin/python" "$MODELS/make_data.py" data/cuau_emt.extxyz                      # train + val (240)
 "$VENV/bin/python" "$MODELS/make_data.py" data/cuau_emt_test.extxyz --frames 48 --seed 7   # test (48)
-cp "$HERE"/cuau_current_*.yaml .
+cp "$HERE"/cuau_*.yaml .
 
-for name in cuau_current_f64 cuau_current_pertype; do
+for name in $NAMES; do
   rm -rf "outputs/$name"
   start=$(date +%s)
   "$VENV/bin/nequip-train" -cp "$WORK" -cn "$name" > "train_$name.log" 2>&1
@@ -51,4 +54,4 @@ if test:
     print("  test:", ", ".join(f"{k}={float(test[-1]['test0_epoch/' + k]):.4g}" for k in keys))
 PY
 done
-ls -l "$MODELS"/cuau_current_*.nequip.pth
+ls -l "$MODELS"/cuau_*.nequip.pth
