@@ -76,7 +76,8 @@ def attach(engine, potential):
         except RuntimeError as exc:
             raise InputError(str(exc))
         graph = "local" if model.local else "periodic"
-        engine.command("\n".join(pair_commands(f"{plugin.STYLE} {graph}", coeff, potential.neighbor_cutoff)))
+        engine.command("\n".join(pair_commands(f"{plugin.STYLE} {graph} device {potential.device}", coeff,
+                                                potential.neighbor_cutoff)))
     else:
         force = PythonModelForce(engine, potential)
         force.attach()
@@ -94,7 +95,7 @@ class PythonModelForce:
         from mlipprops.torch_model import DeployedModel
 
         self.engine = engine
-        self.model = DeployedModel(potential.model_info)
+        self.model = DeployedModel(potential.model_info, device=potential.device)
         self.cutoff = max(potential.model_info.r_max, potential.neighbor_cutoff)
         # LAMMPS type t (1-based) -> index into the model's type_names
         self.type_map = np.array([0] + [potential.model_info.type_names.index(s) for s in potential.type_symbols])

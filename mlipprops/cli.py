@@ -102,6 +102,8 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=("auto", "upstream", "plugin", "python"), default="auto",
                    help="how --model runs: upstream pair_style allegro, our plugin, or the Python fallback "
                         "(default: the first available)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where --model runs: a CUDA GPU when torch has one (auto), the CPU, or a GPU (cuda)")
     g.add_argument("--pair-style", help="any LAMMPS pair style, e.g. 'sw' or 'eam/alloy'")
     g.add_argument("--pair-coeff", action="append", default=[],
                    help="a pair_coeff line without the keyword, e.g. '* * Si.sw Si' (repeatable)")
@@ -158,7 +160,7 @@ def read_inputs(args):
     if model:
         if args.units not in (None, "metal"):
             raise InputError(f"--units {args.units}: deployed models work in metal units (eV, Angstrom)")
-        potential = mp.Potential.model(model, args.backend)
+        potential = mp.Potential.model(model, args.backend, args.device)
     elif example:
         potential = mp.Potential.lammps(example.pair_style, list(example.pair_coeffs), args.units or example.units,
                                         types)

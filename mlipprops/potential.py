@@ -36,6 +36,7 @@ class Potential:
     extra_commands: tuple[str, ...] = field(default=())
     model_info: ModelInfo | None = None  # a deployed NequIP/Allegro model (see backends.py for how it runs)
     backend: str = "auto"
+    device: str = "auto"  # where a model runs: auto (a CUDA GPU when torch has one), cpu or cuda
     # analysis computes that need neighbours beyond the potential's reach (LAMMPS builds neighbour lists from the
     # pair cutoff): the pair style is overlaid with `pair_style zero` at this cutoff
     neighbor_cutoff: float = 0.0
@@ -67,17 +68,20 @@ class Potential:
         return cls(pair_style, tuple(pair_coeffs), UNITS[units], tuple(order))
 
     @classmethod
-    def model(cls, path: str, backend: str = "auto") -> "Potential":
+    def model(cls, path: str, backend: str = "auto", device: str = "auto") -> "Potential":
         """A deployed NequIP/Allegro model (legacy .pth or .nequip.pth): metal units (eV, Angstrom); LAMMPS types
-        are chosen from the structure later. backend: auto, upstream, plugin or python (backends.py)."""
+        are chosen from the structure later. backend: auto, upstream, plugin or python (backends.py); device:
+        auto (a CUDA GPU when torch has one, one per rank), cpu or cuda."""
         from mlipprops.backends import BACKENDS
         from mlipprops.errors import warn
         if backend not in BACKENDS:
             raise InputError(f"backend {backend}: choose one of {', '.join(BACKENDS)}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"device {device}: choose auto, cpu or cuda")
         info = inspect_model(str(path))
         for note in info.warnings():
             warn(note)
-        return cls("model", (), UNITS["metal"], info.type_names, model_info=info, backend=backend)
+        return cls("model", (), UNITS["metal"], info.type_names, model_info=info, backend=backend, device=device)
 
     def with_types_for(self, symbols: list[str], source: str) -> "Potential":
         """Check that the structure's elements are covered; fix the LAMMPS type order (for a model: the elements
@@ -136,6 +140,7 @@ class Potential:
         if self.model_info is not None:
             record["model"] = self.model_info.describe()
             record["backend"] = self.backend
+            record["device"] = self.device
         return record
 
 

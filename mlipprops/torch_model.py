@@ -34,7 +34,7 @@ def keep_freed_memory() -> bool:
 class DeployedModel:
     """Loads a TorchScript deployment once (torch.jit.load, no pickle) and evaluates it."""
 
-    def __init__(self, info: ModelInfo, threads: int | None = None):
+    def __init__(self, info: ModelInfo, threads: int | None = None, device: str = "cpu"):
         import torch
 
         keep_freed_memory()
@@ -42,7 +42,11 @@ class DeployedModel:
         self.info = info
         if threads:
             torch.set_num_threads(threads)
-        self.module = torch.jit.load(info.path, map_location="cpu")
+        if device == "cuda" and not torch.cuda.is_available():
+            from mlipprops.errors import InputError
+            raise InputError("device cuda: this torch sees no CUDA device (a CPU build, or no GPU); use cpu or auto")
+        self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.module = torch.jit.load(info.path, map_location=self.device)
         self.module.eval()
         # legacy deployments take positions in their data dtype; the current format float64 (models.py)
         self.pos_dtype = getattr(torch, info.pos_dtype)
@@ -61,22 +65,26 @@ class DeployedModel:
         torch = self.torch
         types = np.asarray(types, np.int64)
         i, j, shifts = self.edges(positions, cell, types)
+        on = {"device": self.device}
         data = {
-            "pos": torch.tensor(np.asarray(positions), dtype=self.pos_dtype),
-            "edge_index": torch.tensor(np.stack([i, j]), dtype=torch.int64),
+            "pos": torch.tensor(np.asarray(positions), dtype=self.pos_dtype, **on),
+            "edge_index": torch.tensor(np.stack([i, j]), dtype=torch.int64, **on),
             # legacy models want (N, 1) (an (N,) tensor breaks for N = 1); current ones take either
-            "atom_types": torch.tensor(types, dtype=torch.int64).reshape(-1, 1),
-            "cell": torch.tensor(np.asarray(cell), dtype=self.pos_dtype).reshape(1, 3, 3),
-            "edge_cell_shift": torch.tensor(shifts, dtype=self.pos_dtype),
-            "pbc": torch.ones((1, 3), dtype=torch.bool),
+            "atom_types": torch.tensor(types, dtype=torch.int64, **on).reshape(-1, 1),
+            "cell": torch.tensor(np.asarray(cell), dtype=self.pos_dtype, **on).reshape(1, 3, 3),
+            "edge_cell_shift": torch.tensor(shifts, dtype=self.pos_dtype, **on),
+            "pbc": torch.ones((1, 3), dtype=torch.bool, **on),
         }
         out = self.module(data)
-        energy = float(out["total_energy"].detach().double().sum())
-        forces = out["forces"].detach().double().numpy().reshape(-1, 3)
+
+        def host(name):
+            return out[name].detach().double().cpu().numpy()
+        energy = float(host("total_energy").sum())
+        forces = host("forces").reshape(-1, 3)
         if "virial" in out:
-            virial = out["virial"].detach().double().numpy().reshape(3, 3)
+            virial = host("virial").reshape(3, 3)
         else:
-            virial = -out["stress"].detach().double().numpy().reshape(3, 3) * abs(np.linalg.det(cell))
+            virial = -host("stress").reshape(3, 3) * abs(np.linalg.det(cell))
         return energy, forces, virial
 
     def born_matrix(self, positions: np.ndarray, cell: np.ndarray, types: np.ndarray, delta: float) -> np.ndarray:

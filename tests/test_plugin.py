@@ -569,3 +569,29 @@ def test_nequip_model_is_refused_on_two_ranks(built_plugin, tmp_path):
     proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(NEQUIP), "cubic"],
                           capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode != 0 and "NequIP (message-passing)" in proc.stderr and "1 rank" in proc.stderr
+
+
+# -- GPU -----------------------------------------------------------------------------------------------------------
+def test_device_cuda_without_a_gpu_is_refused_in_one_line(built_plugin, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "cu.extxyz")
+    for backend in ("plugin", "python"):
+        proc = subprocess.run([sys.executable, "-m", "mlipprops", "evaluate", "--model",
+                               str(MODELS / "cuau_current_f64.nequip.pth"), "--structure", str(tmp_path / "cu.extxyz"),
+                               "--backend", backend, "--device", "cuda", "--out", str(tmp_path / backend)],
+                              capture_output=True, text=True)
+        lines = [x for x in proc.stderr.splitlines() if x.strip()]
+        assert proc.returncode != 0 and len(lines) == 1 and "no CUDA device" in lines[0], proc.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and a CUDA build of torch")
+@pytest.mark.parametrize("model", ["cuau_current_f64.nequip.pth", "cuau_legacy_f32.pth"])
+def test_the_model_on_a_gpu_equals_the_cpu(built_plugin, model):
+    atoms = STRUCTURES["triclinic"]()
+    cpu = run_lammps(str(MODELS / model), atoms, graph="device cpu")
+    gpu = run_lammps(str(MODELS / model), atoms, graph="device cuda")
+    f32 = "f32" in model
+    assert abs(gpu["energy"] - cpu["energy"]) < (1e-4 if f32 else 1e-9) * len(atoms)
+    assert np.abs(gpu["forces"] - cpu["forces"]).max() < (1e-4 if f32 else 1e-9)
+    assert np.abs(gpu["virial"] - cpu["virial"]).max() < (1e-3 if f32 else 1e-8)

@@ -31,6 +31,7 @@
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -171,10 +172,39 @@ void PairMlippropsAllegro::allocate()
 void PairMlippropsAllegro::settings(int narg, char **arg)
 {
   graph_request_.clear();
-  if (narg > 1 || (narg == 1 && std::strcmp(arg[0], "local") != 0 && std::strcmp(arg[0], "periodic") != 0))
-    error->all(FLERR, "pair_style {} takes at most one argument, local or periodic (the model's input graph); "
-               "got '{}'", STYLE, narg ? arg[0] : "");
-  if (narg == 1) graph_request_ = arg[0];
+  device_request_ = "auto";
+  for (int i = 0; i < narg; i++) {
+    if (std::strcmp(arg[i], "local") == 0 || std::strcmp(arg[i], "periodic") == 0) {
+      graph_request_ = arg[i];
+    } else if (std::strcmp(arg[i], "device") == 0 && i + 1 < narg &&
+               (std::strcmp(arg[i + 1], "auto") == 0 || std::strcmp(arg[i + 1], "cpu") == 0 ||
+                std::strcmp(arg[i + 1], "cuda") == 0)) {
+      device_request_ = arg[++i];
+    } else {
+      error->all(FLERR, "pair_style {} [local|periodic] [device auto|cpu|cuda]: unknown argument '{}'", STYLE,
+                 arg[i]);
+    }
+  }
+}
+
+/* the device the model runs on: a CUDA GPU when asked (or, for auto, when torch has one), one per rank by the
+   rank's place on its node (MPI launchers say it: MPI_LOCALRANKID, OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID) */
+torch::Device PairMlippropsAllegro::choose_device()
+{
+  const bool cuda = torch::cuda::is_available();
+  if (device_request_ == "cpu" || (device_request_ == "auto" && !cuda)) return torch::Device(torch::kCPU);
+  if (!cuda)
+    error->all(FLERR, "pair_style {} device cuda: this torch sees no CUDA device (a CPU build, or no GPU); use "
+               "device cpu (or auto)", STYLE);
+  int local = comm->me;
+  for (const char *name : {"MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}) {
+    const char *v = std::getenv(name);
+    if (v && *v) {
+      local = std::atoi(v);
+      break;
+    }
+  }
+  return torch::Device(torch::kCUDA, local % static_cast<int>(torch::cuda::device_count()));
 }
 
 /* ----------------------------------------------------------------------
@@ -298,7 +328,8 @@ void PairMlippropsAllegro::load_model(const std::string &path)
     meta[k] = "";
   torch::jit::ExtraFilesMap extra(meta.begin(), meta.end());
   try {
-    model_ = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+    device_ = choose_device();
+    model_ = torch::jit::load(path, device_, extra);
   } catch (const std::exception &e) {
     error->all(FLERR, "{}: could not load TorchScript model '{}': {}", STYLE, path, torch_message(e));
   }
@@ -384,8 +415,8 @@ void PairMlippropsAllegro::load_model(const std::string &path)
                    meta["nequip_version"].empty() ? "?" : meta["nequip_version"],
                    meta["model_dtype"].empty() ? "?" : meta["model_dtype"], dtype_name(pos_dtype_), r_max_,
                    meta["type_names"]);
-    utils::logmesg(lmp, "{}: torch intra-op threads = {} (from {}), JIT graph optimisation {}\n", STYLE,
-                   at::get_num_threads(), source, jit_optimize_ ? "on" : "off");
+    utils::logmesg(lmp, "{}: device {}, torch intra-op threads = {} (from {}), JIT graph optimisation {}\n",
+                   STYLE, device_.str(), at::get_num_threads(), source, jit_optimize_ ? "on" : "off");
     utils::logmesg(lmp, "{}: architecture {}, input graph {}{}; malloc keeps freed memory: {}\n", STYLE,
                    architecture_, periodic_ ? "periodic" : "local", graph_request_.empty() ? "" : " (as requested)",
                    malloc_tuned ? "yes" : "no (MLIPPROPS_MALLOC_TUNE=0)");
@@ -426,13 +457,13 @@ double PairMlippropsAllegro::init_one(int, int)
 c10::IValue PairMlippropsAllegro::forward(c10::Dict<std::string, torch::Tensor> &input,
                                           const torch::Tensor &pos)
 {
-  input.insert_or_assign("pos", pos);
+  input.insert_or_assign("pos", pos.to(device_));
   if (periodic_) {
     // an identity cell: the shifts are Cartesian offsets, and the model's strain derivative stays exact
-    input.insert_or_assign("cell", torch::eye(3, pos.options()).reshape({1, 3, 3}));
+    input.insert_or_assign("cell", torch::eye(3, pos.options().device(device_)).reshape({1, 3, 3}));
     input.insert_or_assign("edge_cell_shift",
-                           torch::from_blob(edge_shift_.data(), {(int64_t) edge_src_.size(), 3},
-                                            torch::kFloat64).to(pos.scalar_type()));
+                           torch::from_blob(edge_shift_.data(), {(int64_t) edge_src_.size(), 3}, torch::kFloat64)
+                               .to(device_, pos.scalar_type()));
   }
   std::vector<torch::IValue> args{input};
   // the model computes forces with autograd inside forward: gradients stay on (no NoGradGuard)
@@ -544,9 +575,9 @@ void PairMlippropsAllegro::compute(int eflag, int vflag)
     std::copy(edge_src_.begin(), edge_src_.end(), e);
     std::copy(edge_dst_.begin(), edge_dst_.end(), e + nedges);
   }
-  c10::Dict<std::string, torch::Tensor> input;
-  input.insert("edge_index", edge_index);
-  input.insert("atom_types", types);
+  c10::Dict<std::string, torch::Tensor> input;  // (the host copies above, then to the model's device once)
+  input.insert("edge_index", edge_index.to(device_));
+  input.insert("atom_types", types.to(device_));
 
   // evaluate; on the first call, a dtype complaint about the positions gets one retry in the other dtype
   c10::IValue out;

