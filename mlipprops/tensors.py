@@ -9,7 +9,8 @@ import numpy as np
 
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _VOIGT_INDEX = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])
-# LAMMPS orders pressure and virial components xx yy zz xy xz yz: their positions in Voigt order
+# LAMMPS orders pressure and virial components xx yy zz xy xz yz: their tensor indices, and their positions in Voigt
+LAMMPS_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 LAMMPS_TO_VOIGT = [0, 1, 2, 5, 4, 3]
 # compute born/matrix: 21 values, the upper triangle of the Voigt matrix in this order (LAMMPS manual)
 BORN_ORDER = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5),

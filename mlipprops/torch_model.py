@@ -11,8 +11,6 @@ import numpy as np
 from mlipprops import tensors
 from mlipprops.models import ModelInfo
 
-VIRIAL_TO_LAMMPS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]  # LAMMPS order xx yy zz xy xz yz
-
 
 def keep_freed_memory() -> bool:
     """glibc returns large freed blocks to the OS and page-faults them back on the next evaluation: with a model
