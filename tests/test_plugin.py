@@ -396,18 +396,21 @@ MPI_SCRIPT = textwrap.dedent("""
 """)
 
 
+def run_mpi_script(tmp_path, ranks, model, *args):
+    """MPI_SCRIPT on `ranks` ranks: the model on one of its structures, the JSON on stdout's last line."""
+    script = tmp_path / "mpi_plugin.py"
+    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent)))
+    return subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script), str(model), *args],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("which", ["cubic", "triclinic"])
 def test_two_ranks_equal_one(toys, tmp_path, which):
-    script = tmp_path / "mpi_plugin.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent)))
     results = []
     for ranks in (1, 2):
         # the toy is many-body but strictly local (edges from centres only), which its archive cannot show
-        proc = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script), toys["current_pertype"], which,
-                               "local"],
-                              capture_output=True, text=True, timeout=300,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        proc = run_mpi_script(tmp_path, ranks, toys["current_pertype"], which, "local")
         assert proc.returncode == 0, proc.stderr[-3000:]
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     one, two = results
@@ -528,10 +531,7 @@ def test_trained_model_matches_reference(trained, structure):
 
 @pytest.mark.mpi
 def test_trained_model_two_ranks(trained, tmp_path):
-    script = tmp_path / "mpi_plugin.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent)))
-    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(trained), "triclinic"],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = run_mpi_script(tmp_path, 2, trained, "triclinic")
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads(proc.stdout.strip().splitlines()[-1])
     atoms = lammps_frame(cuau(repeat=(3, 2, 2), tilt=(0.9, -0.6, 0.5), seed=12))
@@ -564,10 +564,7 @@ def test_nequip_model_on_its_periodic_graph(built_plugin, structure):
 
 @pytest.mark.mpi
 def test_nequip_model_is_refused_on_two_ranks(built_plugin, tmp_path):
-    script = tmp_path / "mpi_plugin.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent)))
-    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(NEQUIP), "cubic"],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = run_mpi_script(tmp_path, 2, NEQUIP, "cubic")
     assert proc.returncode != 0 and "NequIP (message-passing)" in proc.stderr and "1 rank" in proc.stderr
 
 
