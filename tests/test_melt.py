@@ -63,3 +63,14 @@ def test_a_liquid_structure_is_refused(tmp_path):
                    "--quiet", "--out", tmp_path / "l", check=False)
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "does not look crystalline" in lines[0]
+
+
+def test_a_half_that_does_not_melt_is_retried_hotter_then_refused(tmp_path):
+    """One preparation step cannot melt anything: each retry (hotter, from the held solid) must start clean, and
+    the third failure is one line that says what to raise."""
+    proc = run_cli("melt", "--example", "cu-eam", "--quiet", "--cell-length", "8", "--ramp-steps", "2000",
+                   "--prepare-steps", "1", "--nph-steps", "0", "--tmin", "1200", "--tmax", "1400", "--out",
+                   tmp_path / "m", check=False)
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "did not melt" in lines[0] and "--prepare-steps" in lines[0]

@@ -194,6 +194,7 @@ class MeltEngine:
             fraction = e.variable("mlp_nsolid") / self.order["n_order"]
             if fraction < 0.7:
                 break
+            e.command(template("melt_unsplit"))
             e.restore_state(solid)
             hot *= 1.3
         else:  # a trial whose liquid half is still crystal would report a growing solid: never silently
@@ -203,6 +204,7 @@ class MeltEngine:
         # (far below T_m the liquid may recrystallize while it cools: the trial then shows a growing solid)
         e.command(template("melt_cool", temperature=float(temperature), tdamp=100 * self.dt, seed=seed,
                            cool_steps=max(s.prepare_steps // 2, 1)))
+        e.command(template("melt_unsplit"))
         if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
             return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
         return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,
