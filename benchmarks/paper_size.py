@@ -7,12 +7,16 @@ steps per case and counts evaluations for the rest:
   per step   urea cells of 128, 192 and 432 atoms through the plugin: 1 rank x 1 thread, 1 rank x 2 threads,
              2 ranks x 1 thread, seconds per step and per atom-step, peak memory per rank; the same model in
              nequip's ASE calculator (128 atoms) for comparison; glibc's malloc tuned or not (128 atoms);
-  a tensor   force evaluations of one relaxed-ion tensor, ours vs the stock flow, from the bundled urea model
-             (benchmarks/elastic_evaluations.py: 1103 against 2500), times the measured cost per evaluation;
-  projection the seed's case: the paper's model, a sildenafil-size cell (~500 atoms), 64 cores.
+  a tensor   force evaluations of one relaxed-ion tensor with the bundled urea model through the plugin (a force
+             evaluation is a force evaluation, whatever the model): ours with the symmetry reduction (tetragonal
+             urea: 8 strained cells) and without it (12 cells, as a monoclinic crystal needs), and the wall time of
+             the strained cells split over 2 task groups (2 ranks) against 1 (task-group efficiency);
+  projection the seed's case (the paper's model, a sildenafil-size cell of 504 atoms, 64 cores): evaluations
+             x seconds per evaluation at 504 atoms (linear in atoms, from the measured sizes) / (64 x efficiency),
+             for the stock flow (2500 evaluations and 13 model loads, benchmarks/elastic_evaluations.py) and ours.
 
     .venv/bin/python benchmarks/paper_size.py [--model benchmarks/models/paper_size.nequip.pth] [--steps 3]
-        [--nequip-python /tmp/venv-current/bin/python] [--json benchmarks/results/paper_size.json]
+        [--nequip-python /work/venv-train/bin/python] [--json benchmarks/results/paper_size.json]
 """
 from __future__ import annotations
 
@@ -84,7 +88,10 @@ def main() -> None:
     p.add_argument("--model", default=str(HERE / "models" / "paper_size.nequip.pth"))
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    p.add_argument("--nequip-python", default="/tmp/venv-current/bin/python")
+    p.add_argument("--nequip-python", default="",
+                   help="a Python with nequip (for its ASE calculator); skipped if not given")
+    p.add_argument("--stock-evaluations", type=int, default=2500,
+                   help="evaluations of the stock flow (benchmarks/elastic_evaluations.py on urea)")
     p.add_argument("--json", default=str(HERE / "results" / "paper_size.json"))
     args = p.parse_args()
     if not Path(args.model).is_file():
@@ -113,7 +120,7 @@ def main() -> None:
                         {"OMP_NUM_THREADS": "1", "MLIPPROPS_MALLOC_TUNE": "0"})
                 rows.append({"atoms": int(size), "case": "1 rank x 1 thread, glibc malloc untuned", **r})
                 print(rows[-1], flush=True)
-                if Path(args.nequip_python).is_file():
+                if args.nequip_python and Path(args.nequip_python).is_file():
                     import mlipprops as mp
                     atoms, _ = mp.example("urea")
                     atoms.repeat(tuple(int(x) for x in SIZES[size].split(","))).write(Path(tmp) / "cell.extxyz")
@@ -122,8 +129,59 @@ def main() -> None:
                              str(args.steps)], {"OMP_NUM_THREADS": "1"})
                     rows.append({"atoms": int(size), "case": "nequip ASE calculator, 1 thread", **r})
                     print(rows[-1], flush=True)
-    write_report(args.json, {"benchmark": "paper-size Allegro model: cost per step, memory", "model": model,
-                             "steps": args.steps, "rows": rows})
+        tensor = tensor_costs(Path(tmp))
+    print("tensor:", tensor)
+    projection = project(rows, tensor, args.stock_evaluations)
+    for line in projection["table"]:
+        print(line)
+    write_report(args.json, {"benchmark": "paper-size Allegro model: cost per step, memory, projection",
+                             "model": model, "steps": args.steps, "rows": rows, "tensor": tensor,
+                             "projection": projection})
+
+
+def tensor_costs(tmp: Path) -> dict:
+    """Evaluations of one relaxed-ion urea tensor (bundled model, plugin) with and without the symmetry
+    reduction; wall time on 1 and 2 ranks (2 task groups)."""
+    import mlipprops as mp
+    from elastic_evaluations import evaluations
+    atoms, potential = mp.example("urea")
+    potential = mp.Potential.model(potential.model_info.path, "plugin")
+    relaxed = mp.relax(atoms, potential).atoms
+    result = {}
+    for name, keywords in (("symmetry, 1 rank", {}), ("no symmetry, 1 rank", {"use_symmetry": False}),
+                           ("no symmetry, 2 ranks", {"use_symmetry": False, "np": 2, "groups": 2})):
+        out = tmp / name.replace(" ", "_").replace(",", "")
+        t0 = time.perf_counter()
+        r = mp.elastic(relaxed, potential, no_relax=True, out=str(out), quiet=True, **keywords).to_dict()
+        result[name] = {"evaluations": evaluations(out), "wall_s": time.perf_counter() - t0,
+                        "cells": r["strained_cells"]["count"]}
+    one, two = result["no symmetry, 1 rank"]["wall_s"], result["no symmetry, 2 ranks"]["wall_s"]
+    result["group_efficiency_2_ranks"] = one / (2 * two)
+    return result
+
+
+def project(rows: list[dict], tensor: dict, stock_evaluations: int, atoms: int = 504, cores: int = 64) -> dict:
+    """Hours for one tensor of a 504-atom cell on 64 cores: seconds per evaluation on one core, linear in the
+    atom count (least squares through the measured sizes), divided by cores x an assumed parallel efficiency
+    (the measured 2-rank one, and 0.5 for ~8 atoms per rank), times the evaluation count."""
+    import numpy as np
+    one = [(r["atoms"], r["s_per_step"]) for r in rows if r.get("case") == "1 rank x 1 thread" and "s_per_step" in r]
+    two = {r["atoms"]: r["s_per_step"] for r in rows if r.get("case") == "2 ranks x 1 thread" and "s_per_step" in r}
+    n, t = np.array(one, float).T
+    per_atom = float(n @ t / (n @ n))
+    efficiency_2 = float(np.mean([dict(one)[k] / (2 * v) for k, v in two.items() if k in dict(one)]))
+    ours = {"symmetric (tetragonal)": tensor["symmetry, 1 rank"]["evaluations"],
+            "all 6 directions (monoclinic)": tensor["no symmetry, 1 rank"]["evaluations"]}
+    table = [f"per atom-evaluation on one core: {per_atom:.3f} s; 2-rank efficiency {efficiency_2:.2f}",
+             f"| flow | evaluations | hours at efficiency {efficiency_2:.2f} | hours at efficiency 0.50 |",
+             "|---|---:|---:|---:|"]
+    hours = {}
+    for flow, count in {"stock": stock_evaluations, **{f"ours, {k}": v for k, v in ours.items()}}.items():
+        h = [count * per_atom * atoms / (cores * e) / 3600 for e in (efficiency_2, 0.5)]
+        hours[flow] = {"evaluations": count, "hours": h}
+        table.append(f"| {flow} | {count} | {h[0]:.2f} | {h[1]:.2f} |")
+    return {"atoms": atoms, "cores": cores, "s_per_atom_evaluation_1_core": per_atom,
+            "efficiency_2_ranks": efficiency_2, "flows": hours, "table": table}
 
 
 if __name__ == "__main__":
