@@ -61,7 +61,8 @@ ASE_WORKER = textwrap.dedent("""
     from nequip.integrations.ase import NequIPCalculator
     torch.set_num_threads(1)
     atoms = read(sys.argv[2])
-    atoms.calc = NequIPCalculator.from_compiled_model(sys.argv[1], device="cpu")
+    atoms.calc = NequIPCalculator.from_compiled_model(sys.argv[1], device="cpu",
+                                                       chemical_species_to_atom_type_map=True)
     atoms.get_forces()
     steps = int(sys.argv[3])
     t0 = time.perf_counter()
@@ -124,9 +125,9 @@ def main() -> None:
                     import mlipprops as mp
                     atoms, _ = mp.example("urea")
                     atoms.repeat(tuple(int(x) for x in SIZES[size].split(","))).write(Path(tmp) / "cell.extxyz")
-                    (Path(tmp) / "ase.py").write_text(ASE_WORKER)
-                    r = run([args.nequip_python, str(Path(tmp) / "ase.py"), args.model, str(Path(tmp) / "cell.extxyz"),
-                             str(args.steps)], {"OMP_NUM_THREADS": "1"})
+                    (Path(tmp) / "ase_worker.py").write_text(ASE_WORKER)
+                    r = run([args.nequip_python, str(Path(tmp) / "ase_worker.py"), args.model,
+                             str(Path(tmp) / "cell.extxyz"), str(args.steps)], {"OMP_NUM_THREADS": "1"})
                     rows.append({"atoms": int(size), "case": "nequip ASE calculator, 1 thread", **r})
                     print(rows[-1], flush=True)
         tensor = tensor_costs(Path(tmp))
