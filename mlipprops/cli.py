@@ -240,6 +240,8 @@ def stability_text(s: dict, unit: str) -> str:
     if s["verdict"] == "stable":
         return f"Born stability: stable (smallest eigenvalue {lam})"
     head = {"unstable": "UNSTABLE: the energy decreases", "marginal": "MARGINAL: the energy barely rises"}
+    if s["verdict"] == "marginal" and s["softest_eigenvalue"] <= 3 * s["softest_eigenvalue_err"]:
+        head["marginal"] = "MARGINAL: the curvature is within its error of zero"
     return (f"Born stability: {head[s['verdict']]} along the strain {s['softest_strain_text']} (eigenvalue {lam}, "
             f"stiffest {s['stiffest_eigenvalue']:.1f}).\n  A soft strain: the structure is at or near a "
             "symmetry-lowering instability of this potential. C along it depends on strain amplitude and ion "

@@ -138,25 +138,28 @@ MARGINAL_RATIO = 0.05  # softest / stiffest eigenvalue below this (20x softer): 
 
 
 def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
-    """Born stability with the soft direction named: the smallest eigenvalue of the Voigt matrix, its strain
-    (eigenvector) and a verdict. 'unstable': the eigenvalue is below zero by more than 3 error bars;
-    'marginal': within 3 error bars of zero, or positive but under 5 % of the stiffest eigenvalue (a soft
-    mode: the crystal is close to a symmetry-lowering instability, and everything that divides by this
-    eigenvalue -- compliance, Reuss and Hill moduli, Young's modulus along that strain -- is ill-determined);
-    'stable' otherwise. The eigenvalue's error is first-order perturbation theory: sum_ij (v_i v_j s_ij)^2."""
+    """Born stability with the soft direction named: the eigenvalues of the Voigt matrix with their first-order
+    errors (sum_ij (v_i v_j s_ij)^2), the weakest strain (eigenvector) and a verdict. 'unstable': an eigenvalue
+    below zero by more than 3 error bars; 'marginal': an eigenvalue within 3 error bars of zero (any of them, not
+    only the smallest: a badly determined stiffness may hide a soft strain), or the smallest positive but under 5 %
+    of the stiffest (a soft mode: the crystal is close to a symmetry-lowering instability, and everything that
+    divides by this eigenvalue -- compliance, Reuss and Hill moduli, Young's modulus along that strain -- is
+    ill-determined); 'stable' otherwise. The strain named is the most negative one when unstable, the least
+    certainly positive one (smallest eigenvalue / error) when marginal by error, else the softest."""
     w, v = np.linalg.eigh(symmetrize(C))
-    lam, vec = float(w[0]), v[:, 0]
-    vec = vec * np.sign(vec[np.argmax(np.abs(vec) > 0.1)])  # first large component positive
-    err = float(np.sqrt(np.sum((np.outer(vec, vec) * C_err) ** 2))) if C_err is not None else 0.0
-    if lam < -3 * err:
-        verdict = "unstable"
-    elif lam <= 3 * err or lam < MARGINAL_RATIO * w[-1]:
-        verdict = "marginal"
+    v = v * np.sign(v[np.argmax(np.abs(v) > 0.1, axis=0), range(6)])  # first large component positive
+    err = (np.sqrt(np.sum((np.einsum("ik,jk->kij", v, v) * C_err) ** 2, axis=(1, 2))) if C_err is not None
+           else np.zeros(6))
+    if np.any(w < -3 * err):
+        k, verdict = 0, "unstable"
+    elif np.any(w <= 3 * err):
+        k, verdict = int(np.argmin(w / np.maximum(err, 1e-300))), "marginal"
     else:
-        verdict = "stable"
+        k, verdict = 0, "marginal" if w[0] < MARGINAL_RATIO * w[-1] else "stable"
+    vec = v[:, k]
     terms = [(c, n) for c, n in zip(vec, VOIGT_NAMES) if abs(c) > 0.1]
     strain = " ".join(f"{'-' if c < 0 else '+'} {abs(c):.2f} {n}" for c, n in terms).lstrip("+ ")
-    return {"verdict": verdict, "softest_eigenvalue": lam, "softest_eigenvalue_err": err,
+    return {"verdict": verdict, "softest_eigenvalue": float(w[k]), "softest_eigenvalue_err": float(err[k]),
             "softest_strain": vec, "softest_strain_text": strain, "stiffest_eigenvalue": float(w[-1])}
 
 

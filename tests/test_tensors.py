@@ -107,6 +107,13 @@ def test_stability_names_the_soft_strain_and_weighs_its_error():
     # a positive eigenvalue far outside its error but 20x below the stiffest (~90 here) is still marginal
     soft = tensors.stability(tetragonal(25.0, 20.0, 25.0, 50.0, 6.0, 1.5), err)
     assert soft["verdict"] == "marginal" and soft["softest_strain_text"] == "1.00 e6"
+    # the stable crystal with C11 and C12 badly determined (+-10): C11 - C12 = 8 is not the smallest eigenvalue
+    # (C66 = 5.5 is) but it is within its error of zero: marginal, and that strain is the one named
+    vague = err.copy()
+    vague[:2, :2] = 10.0
+    s = tensors.stability(tetragonal(28.0, 20.0, 25.0, 50.0, 6.0, 5.5), vague)
+    assert s["verdict"] == "marginal" and s["softest_strain_text"] == "0.71 e1 - 0.71 e2"
+    assert s["softest_eigenvalue"] == pytest.approx(8.0) and s["softest_eigenvalue_err"] == pytest.approx(10.0)
 
 
 def test_tetragonal_combinations_reuss_bulk_is_the_hydrostatic_modulus():
