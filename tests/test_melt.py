@@ -1,5 +1,7 @@
 """Melting point through the CLI with Cu_mishin1 (published 1315-1327 K, REFERENCES.md): a reduced run that must
 bracket the published value; two temperatures side by side on 2 ranks; resuming; bad input."""
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -63,6 +65,22 @@ def test_a_liquid_structure_is_refused(tmp_path):
                    "--quiet", "--out", tmp_path / "l", check=False)
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "does not look crystalline" in lines[0]
+
+
+def test_trials_without_a_bracket_are_refused_and_kept_in_one_file(tmp_path):
+    """One trial cannot bracket T_m: exit 1 in one line that names the file, which holds the trial, the ramps, the
+    reason and the provenance (no melt.json: there is no result)."""
+    out = tmp_path / "m"
+    proc = run_cli("melt", "--example", "cu-eam", "--quiet", "--cell-length", "8", "--ramp-steps", "2000",
+                   "--prepare-steps", "300", "--run-steps", "600", "--nph-steps", "0", "--tmin", "1200", "--tmax",
+                   "1400", "--max-trials", "1", "--out", out, check=False)
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "no bracket found within 1 trials" in lines[0], proc.stderr
+    assert "melt_no_bracket.json" in lines[0] and "molecules" not in lines[0]  # copper: nothing to break
+    kept = json.loads((out / "melt_no_bracket.json").read_text())
+    assert kept["error"] in lines[0] and len(kept["trials"]) == 1 and kept["ramps"]["t_end"] == 1400
+    assert kept["settings"]["max_trials"] == 1 and kept["provenance"]["potential"]["content_sha256"]
+    assert not (out / "melt.json").exists()
 
 
 def test_a_half_that_does_not_melt_is_retried_hotter_then_refused(tmp_path):

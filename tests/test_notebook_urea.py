@@ -3,6 +3,7 @@ to minutes each) and a saved melting-point run; the notebook reads the four resu
 theirs."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -20,6 +21,12 @@ FLOAT = r"([-+]?\d+\.\d+)"
 MELT_RUN = DATA / "urea_melt"
 
 
+def saved_melt() -> dict:
+    """The saved run's record: melt.json, or melt_no_bracket.json when it found no T_m (the bundled model today)."""
+    done = MELT_RUN / "melt.json"
+    return load(done) if done.exists() else json.loads((MELT_RUN / "melt_no_bracket.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def urea_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("urea")
@@ -34,15 +41,15 @@ def urea_dir(tmp_path_factory):
 def test_the_saved_melt_run_is_of_the_bundled_model():
     """A saved run stands in for a live one only while it is the bundled model's (same file contents)."""
     import mlipprops as mp
-    melt = mp.load(MELT_RUN)
+    melt = saved_melt()
     _, bundled = mp.example("urea")
-    assert melt.to_dict()["provenance"]["potential"]["content_sha256"] == bundled.content_hash()
-    assert melt.to_dict()["settings"]["order_species"] == "C" and melt.trials
+    assert melt["provenance"]["potential"]["content_sha256"] == bundled.content_hash()
+    assert melt["settings"]["order_species"] == "C" and melt["trials"]
 
 
 def test_urea_notebook(monkeypatch, urea_dir):
     relax, el0 = load(urea_dir / "relax" / "relax.json"), load(urea_dir / "elastic" / "elastic.json")
-    elT, melt = load(urea_dir / "elastic_300K" / "elastic.json"), load(urea_dir / "melt" / "melt.json")
+    elT, melt = load(urea_dir / "elastic_300K" / "elastic.json"), saved_melt()
     text, figures = execute_notebook("urea.ipynb", {"MLIPPROPS_UREA_DIR": urea_dir}, monkeypatch)
 
     assert f"read {urea_dir}" in text
@@ -53,20 +60,30 @@ def test_urea_notebook(monkeypatch, urea_dir):
     assert f"Born stability: {el0['stability']['verdict']}" in text
     m = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT + r" ±", text)  # the 0 K vs 300 K table
     assert float(m.group(2)) == pytest.approx(np.array(elT["C"])[2, 2], abs=0.01)
-    t = re.search(r"T_m = " + FLOAT + r" ± " + FLOAT + r" K .*molecules intact: (\w+)", text)
-    assert float(t.group(1)) == pytest.approx(melt["T_m"], abs=0.051)
-    assert t.group(3) == str(melt["molecules_intact"])
-    assert len(re.findall(r"T = +" + FLOAT + r" K +growth", text)) == len(melt["trials"])
+    if "T_m" in melt:
+        t = re.search(r"T_m = " + FLOAT + r" ± " + FLOAT + r" K .*molecules intact: (\w+)", text)
+        assert float(t.group(1)) == pytest.approx(melt["T_m"], abs=0.051)
+        assert t.group(3) == str(melt["molecules_intact"])
+    else:  # no T_m: the reason, in the run's own words
+        assert f"no T_m: {melt['error']}" in text
+    rows = re.findall(r"T = +" + FLOAT + r" K +growth .* molecules intact: (\w+)", text)
+    assert rows == [(f"{t['temperature']:.1f}", str(t["molecules_intact"]))
+                    for t in sorted(melt["trials"], key=lambda t: t["temperature"])]
     assert figures == 4  # heat map, Young's modulus, 0 K vs T bars, growth rates
 
 
-def test_urea_melt_reports_molecules_and_brackets(urea_dir):
-    """The C sublattice carries the order parameter, every trial says whether the molecules survived, the search
-    brackets T_m."""
-    melt = load(urea_dir / "melt" / "melt.json")
+def test_urea_melt_reports_molecules_and_brackets():
+    """The C sublattice carries the order parameter, every trial says whether the molecules survived, and the run
+    either brackets T_m or says why not: with molecules broken, the model is blamed, not the settings."""
+    melt = saved_melt()
     assert melt["order_parameter"]["sublattice"] == "C"  # the C sublattice, its neighbours C atoms alone
     assert melt["order_parameter"]["coordination"] == 14
-    assert melt["molecules_intact"] == all(t["molecules_intact"] for t in melt["trials"])
     verdicts = {t["verdict"] for t in melt["trials"]}
-    assert {"solid grows", "solid melts"} <= verdicts
-    assert 200 < melt["T_m"] < 1000
+    broken = sum(not t["molecules_intact"] for t in melt["trials"])
+    if "T_m" in melt:
+        assert melt["molecules_intact"] == (broken == 0)
+        assert {"solid grows", "solid melts"} <= verdicts
+        assert 200 < melt["T_m"] < 1000
+    else:
+        assert "solid grows" not in verdicts or "solid melts" not in verdicts
+        assert (f"molecules broke in {broken} of {len(melt['trials'])} trials" in melt["error"]) == (broken > 0)

@@ -25,7 +25,7 @@ from mlipprops.errors import InputError
 from mlipprops.order import shell_gap_cutoff, solid_like
 from mlipprops.parallel import Groups
 from mlipprops.properties.relax import RelaxSettings, relax_in_place
-from mlipprops.results import Checkpoints
+from mlipprops.results import Checkpoints, write_json
 from mlipprops.system import System
 
 COLUMNS = ("step", "temp", "pe", "vol", "lx", "ly", "lz", "press", "nsolid")
@@ -244,8 +244,15 @@ def compute(system, settings: MeltSettings, run) -> "MeltResult | None":
     progress = run.progress(settings.max_trials, "coexistence trials", unit="trial")
     try:
         with system.open_engine(groups.comm, run.log_path(groups)) as engine:
-            record = _search(engine, system, settings, order, groups, run.out, checkpoints, progress)
             version = engine.version()
+            try:
+                record = _search(engine, system, settings, order, groups, run.out, checkpoints, progress)
+            except NoBracket as exc:  # the trials are the user's evidence: kept in one file beside the error
+                if groups.world.Get_rank() == 0 and run.options.out:
+                    write_json(os.path.join(run.out, NoBracket.FILE), run.stamp(
+                        {"property": "melting point", "error": str(exc), **exc.record, "settings": asdict(settings)},
+                        system.potential, groups.count, version))
+                raise
     finally:
         if progress is not None:
             progress.close()
@@ -327,8 +334,14 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
     record["trials"] = trials
     lo, hi = coexistence.bracket(trials)
     if lo is None or hi is None:
-        raise InputError(f"no bracket found within {s.max_trials} trials (solid grows at {lo}, melts at {hi}); "
-                         "finished trials are kept: rerun with --guess, --tmin/--tmax or more --max-trials")
+        broken = sum(t.get("molecules_intact") is False for t in trials)
+        hot = f"{runner.superheated or 0:.0f}{'' if system.potential.units.reduced else ' K'}"
+        why = (f"; molecules broke in {broken} of {len(trials)} trials: the potential does not hold them together in "
+               f"the liquid half (made above {hot}, where the heating ramp melted the crystal), and such a liquid "
+               "cannot recrystallize: a limit of the model, not of the settings" if broken else "")
+        raise NoBracket(f"no bracket found within {len(trials)} trials (solid grows at {lo}, melts at {hi}){why}; "
+                        f"the trials are in {NoBracket.FILE}, finished ones are kept: rerun with --guess, "
+                        "--tmin/--tmax or more --max-trials", record)
     Tm, err = coexistence.melting_point(trials)
 
     # 3. NPH two-phase estimate ------------------------------------------------------------------------------
@@ -338,6 +351,16 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
     record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s),
                    "molecules_intact": all(checked) if checked else None})
     return record
+
+
+class NoBracket(InputError):
+    """The trials did not bracket T_m. Carries the record so far (ramps, trials), written as melt_no_bracket.json."""
+
+    FILE = "melt_no_bracket.json"
+
+    def __init__(self, message: str, record: dict):
+        super().__init__(message)
+        self.record = record
 
 
 def _shared(groups: Groups, checkpoints: Checkpoints, name: str, compute):
