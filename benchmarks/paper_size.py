@@ -17,6 +17,7 @@ steps per case and counts evaluations for the rest:
 
     .venv/bin/python benchmarks/paper_size.py [--model benchmarks/models/paper_size.nequip.pth] [--steps 3]
         [--nequip-python /work/venv-train/bin/python] [--json benchmarks/results/paper_size.json]
+    (a legacy-format model: --nequip-python of a venv with nequip 0.6, see make_paper_size_legacy.sh)
 """
 from __future__ import annotations
 
@@ -58,11 +59,18 @@ ASE_WORKER = textwrap.dedent("""
     import json, resource, sys, time
     import numpy as np, torch
     from ase.io import read
-    from nequip.integrations.ase import NequIPCalculator
     torch.set_num_threads(1)
     atoms = read(sys.argv[2])
-    atoms.calc = NequIPCalculator.from_compiled_model(sys.argv[1], device="cpu",
-                                                       chemical_species_to_atom_type_map=True)
+    try:
+        from nequip.integrations.ase import NequIPCalculator
+        atoms.calc = NequIPCalculator.from_compiled_model(sys.argv[1], device="cpu",
+                                                           chemical_species_to_atom_type_map=True)
+    except ImportError:  # nequip 0.6, for a legacy-format model
+        from nequip.ase import NequIPCalculator
+        from nequip.scripts.deploy import TYPE_NAMES_KEY, load_deployed_model
+        names = load_deployed_model(sys.argv[1], device="cpu", freeze=False)[1][TYPE_NAMES_KEY].split(" ")
+        atoms.calc = NequIPCalculator.from_deployed_model(sys.argv[1], device="cpu",
+                                                          species_to_type_name={n: n for n in names})
     atoms.get_forces()
     steps = int(sys.argv[3])
     t0 = time.perf_counter()
