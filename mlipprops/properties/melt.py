@@ -248,11 +248,14 @@ def compute(system, settings: MeltSettings, run) -> "MeltResult | None":
             try:
                 record = _search(engine, system, settings, order, groups, run.out, checkpoints, progress)
             except NoBracket as exc:  # the trials are the user's evidence: kept in one file beside the error
-                if groups.world.Get_rank() == 0 and run.options.out:
-                    write_json(os.path.join(run.out, NoBracket.FILE), run.stamp(
-                        {"property": "melting point", "error": str(exc), **exc.record, "settings": asdict(settings)},
-                        system.potential, groups.count, version))
-                raise
+                if not run.options.out:  # a temporary folder: nothing to keep
+                    raise
+                path = os.path.join(run.out, NoBracket.FILE)
+                message = f"{exc}; the trials are in {path}"
+                if groups.world.Get_rank() == 0:
+                    write_json(path, run.stamp({"property": "melting point", "error": message, **exc.record,
+                                                "settings": asdict(settings)}, system.potential, groups.count, version))
+                raise NoBracket(message, exc.record) from None
     finally:
         if progress is not None:
             progress.close()
@@ -340,8 +343,7 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
                f"the liquid half (made above {hot}, where the heating ramp melted the crystal), and such a liquid "
                "cannot recrystallize: a limit of the model, not of the settings" if broken else "")
         raise NoBracket(f"no bracket found within {len(trials)} trials (solid grows at {lo}, melts at {hi}){why}; "
-                        f"the trials are in {NoBracket.FILE}, finished ones are kept: rerun with --guess, "
-                        "--tmin/--tmax or more --max-trials", record)
+                        "finished trials are kept: rerun with --guess, --tmin/--tmax or more --max-trials", record)
     Tm, err = coexistence.melting_point(trials)
 
     # 3. NPH two-phase estimate ------------------------------------------------------------------------------
