@@ -2,8 +2,11 @@
 """Errors of a deployed urea model against GFN2-xTB on held-out frames, evaluated the way users run it: through
 mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is not built).
 
-Prints and writes (--json) per kind of frame (strain, rigid, md) and overall: energy MAE (meV/atom; also its mean
-and spread), force MAE and RMSE (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames.
+Prints and writes (--json) per kind of frame (strain, rigid, near, md) and overall: energy MAE (meV/atom; also its
+mean and spread), force MAE and RMSE (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames;
+and the energy offset between molten and crystal-like frames ("molten_minus_crystal_meV_per_atom": the mean error
+of the MD melt and liquid frames less that of every other frame), which shifts a melting point by about
+offset / entropy of fusion: what a coexistence T_m is most sensitive to.
 
 Usage:  python evaluate_model.py MODEL.nequip.pth [--frames data/test.extxyz] [--json metrics.json]
 """
@@ -23,12 +26,14 @@ from mlipprops import tensors
 def errors(model: str, frames) -> dict:
     potential = mp.Potential.model(model)
     rows: dict[str, list] = {}
+    energy_error, molten = [], []  # per frame, in frame order
     for atoms in frames:
         ev = mp.evaluate(atoms, potential)
         ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
+        energy_error.append((ev.energy - atoms.get_potential_energy()) / len(atoms))
+        molten.append(atoms.info.get("frame_id", "").startswith(("melt-", "liquid-")))
         rows.setdefault(atoms.info["config_type"], []).append((
-            (ev.energy - atoms.get_potential_energy()) / len(atoms), ev.forces - atoms.get_forces(),
-            ev.stress_GPa - ref_stress))
+            energy_error[-1], ev.forces - atoms.get_forces(), ev.stress_GPa - ref_stress))
     rows["all"] = [r for kind in list(rows) for r in rows[kind]]
     out = {}
     for kind, r in rows.items():
@@ -39,6 +44,9 @@ def errors(model: str, frames) -> dict:
                      "energy_mean_error_meV_per_atom": 1000 * de.mean(), "energy_std_meV_per_atom": 1000 * de.std(),
                      "forces_mae_eV_per_A": np.abs(df).mean(), "forces_rmse_eV_per_A": np.sqrt((df ** 2).mean()),
                      "stress_mae_GPa": np.abs(ds).mean(), "stress_rmse_GPa": np.sqrt((ds ** 2).mean())}
+    de, molten = np.array(energy_error), np.array(molten)
+    out["molten_minus_crystal_meV_per_atom"] = (1000 * (de[molten].mean() - de[~molten].mean())
+                                                if molten.any() and not molten.all() else None)
     return out
 
 
@@ -50,6 +58,9 @@ def main():
     args = p.parse_args()
     result = errors(args.model, read(args.frames, ":"))
     for kind, e in result.items():
+        if not isinstance(e, dict):
+            print(f"{kind}: {e:+.2f}")
+            continue
         print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom "
               f"(mean {e['energy_mean_error_meV_per_atom']:+.2f}, spread {e['energy_std_meV_per_atom']:.2f}), "
               f"F MAE {e['forces_mae_eV_per_A']:.3f} RMSE {e['forces_rmse_eV_per_A']:.3f} eV/A, "

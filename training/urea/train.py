@@ -10,11 +10,16 @@
 Run from this folder with the nequip environment's python (see README.md here); the held-out errors of the
 deployed model are measured by evaluate_model.py, in mlipprops' own environment, through LAMMPS.
 
+Every run's settings, frame counts and wall time are appended to runs.json (kept in git: the record of how each
+model was made).
+
 Usage:  python train.py NAME [--epochs N] [--size small|two|medium] [--max-minutes M] [--no-deploy]
+                             [--from DEPLOYED.nequip.pth] [--lr LR] [--threads N] [--set KEY=VALUE]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +63,12 @@ def main():
     p.add_argument("--outputs", default="outputs", help="folder of the training runs")
     p.add_argument("--resume", help="a checkpoint to continue training from (its optimizer and schedule too)")
     p.add_argument("--no-deploy", action="store_true", help="train only (deploy later where torch 2.13 runs)")
+    p.add_argument("--from", dest="warm", help="start from the weights of a deployed model of the same --size "
+                                               "(warmstart.py; its training checkpoint need not exist)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the config's)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other Hydra override of urea_allegro.yaml, e.g. training_module.loss.coeffs.stress=1e5")
     args = p.parse_args()
     n_train, n_test = split(args.data)
     print(f"{n_train} training + validation frames, {n_test} held out", flush=True)
@@ -67,16 +78,47 @@ def main():
     overrides += [f"training_module.model.{k}={v}" for k, v in SIZES[args.size].items()]
     if args.resume:
         overrides.append(f"++ckpt_path={os.path.abspath(args.resume)}")
+    if args.warm:
+        overrides += ["training_module.model._target_=warmstart.AllegroFromDeployed",
+                      f"+training_module.model.deployed_path={os.path.abspath(args.warm)}"]
+    if args.lr:
+        overrides.append(f"training_module.optimizer.lr={args.lr}")
+    overrides += args.set
     if args.max_minutes:
         m = int(args.max_minutes)
         overrides.append(f"+trainer.max_time=00:{m // 60:02d}:{m % 60:02d}:{int(60 * (args.max_minutes - m)):02d}")
+    env = dict(os.environ, PYTHONPATH=HERE)  # warmstart.py, for Hydra
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     t0 = time.time()
     with open(f"train_{args.name}.log", "w") as log:
         subprocess.run([sys.executable, "-m", "nequip.scripts.train", "-cp", HERE, "-cn", "urea_allegro", *overrides],
-                       stdout=log, stderr=subprocess.STDOUT, check=True)
-    print(f"trained in {time.time() - t0:.0f} s (log: train_{args.name}.log)", flush=True)
+                       stdout=log, stderr=subprocess.STDOUT, check=True, env=env)
+    wall = time.time() - t0
+    print(f"trained in {wall:.0f} s (log: train_{args.name}.log)", flush=True)
+    record(args, overrides, n_train, n_test, wall)
     if not args.no_deploy:
         deploy(args.name)
+
+
+def record(args, overrides: list[str], n_train: int, n_test: int, wall: float) -> None:
+    """Append this run's settings to runs.json (the loss and model of the config, the overrides, frames, wall)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(os.path.join(HERE, "urea_allegro.yaml")).training_module
+    path = os.path.join(HERE, "runs.json")
+    runs = json.load(open(path)) if os.path.exists(path) else []
+    runs.append({"name": args.name, "data": args.data, "train_and_validation_frames": n_train, "test_frames": n_test,
+                 "size": args.size, "warm_start_from": args.warm and os.path.basename(args.warm),
+                 "resumed_from": args.resume, "loss": {**OmegaConf.to_container(cfg.loss.coeffs),  # as run, --set included
+                                             **{o.split("=")[0].rsplit(".", 1)[1]: float(o.split("=")[1])
+                                                for o in args.set if ".loss.coeffs." in o}},
+                 "lr": args.lr or cfg.optimizer.lr, "max_epochs": args.epochs, "max_minutes": args.max_minutes,
+                 "threads": args.threads, "overrides": overrides, "wall_s": round(wall),
+                 "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+    with open(path + ".tmp", "w") as f:
+        json.dump(runs, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def deploy(name: str) -> None:
