@@ -237,6 +237,14 @@ def _report_elastic(r: dict) -> str:
 def stability_text(s: dict, unit: str) -> str:
     """Born stability in words, with the soft strain named when it is not plainly stable."""
     lam = f"{s['softest_eigenvalue']:.3f} ± {s['softest_eigenvalue_err']:.2g} {unit}"
+    if s.get("saddle"):  # stiffness.saddle_check: before any eigenvalue, the structure itself
+        d = s["saddle"]
+        head = "MARGINAL: a shallow saddle" if d["shallow"] else "UNSTABLE"
+        return (f"Born stability: {head}: the relaxed structure is not a minimum of this potential. Under the strain "
+                f"{d['strain']} (+-{100 * d['amplitude']:g} %)\n  the ions moved up to {d['max_ion_displacement']:.3g} A "
+                f"into a state {-d['energy_change_per_atom']:.3g} {d['energy_unit']}/atom below it: it is a saddle "
+                "held by its symmetry, and C is\n  measured across a change of structure, not as a linear response "
+                f"(softest eigenvalue {lam} along {s['softest_strain_text']}).")
     if s["verdict"] == "stable":
         return f"Born stability: stable (smallest eigenvalue {lam})"
     head = {"unstable": "UNSTABLE: the energy decreases", "marginal": "MARGINAL: the energy barely rises"}

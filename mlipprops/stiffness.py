@@ -75,3 +75,30 @@ def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarra
         trunc = parts["truncation"]
     C_err = np.sqrt(parts["symmetry"] ** 2 + trunc**2)
     return StiffnessEstimate(symmetrize(C_raw), C_err, C_raw, raw, parts)
+
+
+def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.ndarray, natoms: int) -> dict:
+    """Is the relaxed reference a minimum of the potential? cells: (strain name, amplitude, sign, energy of the
+    relaxed strained cell, largest ion displacement of its relaxation). Around a minimum the strained cells lie
+    higher: (E(+d) + E(-d)) / 2 - E0 = V d^2 C_jj / 2 > 0, the terms linear in d cancelling. A reference that is
+    a saddle (held there by its symmetry: its forces vanish by symmetry, so relaxation cannot leave it) is found
+    out by the strain, which breaks the symmetry: the ions slide into a lower state and the pair average drops
+    below E0. Then C is measured across that transition, not the crystal's linear response. Allowed before
+    calling it: what a reference stress s0 can give at second order (|s0| V d^2, stress_energy = V per unit of
+    s0's stress) and the floating-point noise of energies (2e-7 |E0|: float32 models; 1e-6 per atom)."""
+    tolerance = 2e-7 * abs(E0) + 1e-6 * natoms
+    pairs: dict[tuple, dict] = {}
+    for name, amplitude, sign, energy, moved in cells:
+        pairs.setdefault((name, amplitude), {})[sign] = (energy, moved)
+    rows = []
+    for (name, amplitude), both in sorted(pairs.items()):
+        if len(both) < 2:
+            continue
+        change = 0.5 * (both[1][0] + both[-1][0]) - E0
+        allowed = tolerance + float(np.abs(s0).max()) * stress_energy * amplitude ** 2
+        rows.append({"strain": name, "amplitude": amplitude, "energy_change": change,
+                     "energy_change_per_atom": change / natoms, "allowed": allowed,
+                     "max_ion_displacement": max(both[1][1], both[-1][1]), "below_reference": change < -allowed})
+    lower = [r for r in rows if r["below_reference"]]
+    return {"reference_is_minimum": not lower, "strains": rows,
+            "lowest": min(lower, key=lambda r: r["energy_change"]) if lower else None}

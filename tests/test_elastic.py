@@ -29,6 +29,9 @@ def test_si_stillinger_weber(si_cubic):
     assert C[3, 3] == pytest.approx(56.4, abs=0.2) and C[5, 5] == pytest.approx(56.4, abs=0.2)
     assert np.abs(C[:3, 3:]).max() < 1e-6 and np.abs(C[3:, 3:] - np.diag(np.diag(C[3:, 3:]))).max() < 1e-6
     assert r["born_stable"] and r["units"] == "GPa"
+    # diamond is a minimum of SW: every strained, relaxed cell lies above it (saddle check)
+    assert r["saddle_check"]["reference_is_minimum"] and r["stability"]["verdict"] == "stable"
+    assert all(x["energy_change"] > 0 for x in r["saddle_check"]["strains"])
     assert r["moduli"]["bulk_hill"] == pytest.approx((151.4 + 2 * 76.4) / 3, abs=0.2)
     for key in ("C", "C_err", "S", "moduli", "born_stable", "schema_version", "provenance"):
         assert key in r

@@ -176,9 +176,9 @@ def strain_pairs(amplitudes, components) -> list[StrainPair]:
 
 def strained_stress(engine, frame, reference, component: int, strain: float, settings: ElasticSettings,
                     guess: np.ndarray | None = None):
-    """Voigt stress (input frame) of the reference state under a strain; the largest force left; and how the
+    """Voigt stress (input frame) of the reference state under a strain; the largest force left; how the
     relaxation moved the ions (input frame, per atom) from the affinely strained positions, which is where the
-    opposite strain starts (`guess`, mirrored)."""
+    opposite strain starts (`guess`, mirrored); and the energy of the strained cell (the saddle check)."""
     from mlipprops.engine import State
 
     eps = tensors.voigt_strain_tensor(component, strain)
@@ -197,7 +197,7 @@ def strained_stress(engine, frame, reference, component: int, strain: float, set
         fmax = relax_ions(engine, settings.force_tol, dmax=0.02)
     moved = (engine.save_state().positions - affine.positions) @ np.linalg.inv(to_run)
     sigma = frame.stress_to_input(R.T @ engine.stress() @ R)
-    return tensors.stress_to_voigt(sigma), fmax, moved
+    return tensors.stress_to_voigt(sigma), fmax, moved, engine.energy()
 
 
 def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | None:
@@ -227,12 +227,14 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
             guess = None
             for sign in (1, -1):
                 def strain_it():
-                    stress, fmax, moved = strained_stress(engine, system.frame, reference, pair.component,
-                                                          sign * pair.amplitude, settings, guess)
-                    return {"stress": stress, "max_force": fmax, "ion_displacements": moved}
-                saved = checkpoints.once(pair.name(sign), groups.comm, strain_it)
+                    stress, fmax, moved, e = strained_stress(engine, system.frame, reference, pair.component,
+                                                             sign * pair.amplitude, settings, guess)
+                    return {"stress": stress, "max_force": fmax, "ion_displacements": moved, "energy": e}
+                # (a checkpoint from before the saddle check has no energy: recomputed)
+                saved = checkpoints.once(pair.name(sign), groups.comm, strain_it, lambda r: "energy" in r)
                 guess = -np.asarray(saved["ion_displacements"])  # the -d cell starts from the mirror image
-                done.append((pair, sign, np.asarray(saved["stress"]), float(saved["max_force"])))
+                done.append((pair, sign, np.asarray(saved["stress"]), float(saved["max_force"]),
+                             float(saved["energy"]), float(np.linalg.norm(guess, axis=1).max(initial=0.0))))
                 if progress is not None:
                     progress.update(1)
         version = engine.version()
@@ -243,13 +245,16 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
         return None
     stresses = {}
     for amplitude in settings.strains:
-        by_strain = {(p.component, sign): stress for p, sign, stress, _ in everything if p.amplitude == amplitude}
+        by_strain = {(p.component, sign): stress for p, sign, stress, *_ in everything if p.amplitude == amplitude}
         symmetry.complete(by_strain, derived)
         stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
                                np.array([by_strain[(j, -1)] for j in range(6)]))
+    saddle = stiffness.saddle_check(energy, [(f"e{p.component + 1}", p.amplitude, sign, e, moved)
+                                             for p, sign, _, _, e, moved in everything],
+                                    atoms.get_volume() / system.potential.units.gpa_per_energy_density, s0, len(atoms))
     record = outputs.elastic_record({
         "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
-        "relax": relax_record, "max_force_strained": max(f for *_, f in everything),
+        "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
         atoms, system.potential.units, system.source)
     record["strained_cells"] = {"run": [f"e{j + 1}" for j in components],
@@ -258,6 +263,13 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
                                 "count": 2 * len(components) * len(settings.strains)}
     record["structure_files"] = outputs.structure_files("relaxed")
     run.stamp(record, system.potential, groups.count, version)
+    if not saddle["reference_is_minimum"]:
+        from mlipprops.errors import warn
+        low = saddle["lowest"]
+        warn(f"the relaxed structure is not a minimum of the potential: the {low['strain']} strain let the ions "
+             f"move {low['max_ion_displacement']:.3g} A into a state {-low['energy_change_per_atom']:.3g} "
+             f"{system.potential.units.energy_unit}/atom lower; C is not a linear response (saddle_check in "
+             "elastic.json)")
     return ElasticResult(record, atoms)
 
 

@@ -66,13 +66,21 @@ def tetragonal_tensor(runs: dict, delta: float) -> np.ndarray:
     return C
 
 
-def compare(xtb: dict, model: dict) -> dict:
+def compare(xtb: dict, model: dict, model_err: dict) -> dict:
     keys = ["C33", "C13", "C44", "C66", "C11+C12", "bulk_reuss", "bulk_voigt", "C11", "C12", "C11-C12"]
     rows = {}
     for k in keys:
         rel = (model[k] - xtb[k]) / abs(xtb[k]) if abs(xtb[k]) > 0.5 else None  # C11 - C12 ~ 0: no ratio
-        rows[k] = {"gfn2_xtb": xtb[k], "mlipprops_model": model[k], "relative_deviation": rel}
+        rows[k] = {"gfn2_xtb": xtb[k], "mlipprops_model": model[k], "mlipprops_model_error": model_err[k],
+                   "relative_deviation": rel}
     return rows
+
+
+def propagated_errors(C: np.ndarray, C_err: np.ndarray, draws: int = 2000) -> dict:
+    """Errors of the combinations from the run's C_err, by sampling C within it (entries independent)."""
+    rng = np.random.default_rng(0)
+    samples = [tetragonal_combinations(C + rng.normal(size=C.shape) * C_err) for _ in range(draws)]
+    return {k: float(np.std([d[k] for d in samples])) for k in samples[0]}
 
 
 def main():
@@ -87,6 +95,10 @@ def main():
 
     part = args.out + ".part"
     runs = json.load(open(part)) if os.path.exists(part) else {}
+    if not runs and os.path.exists(args.out):  # the finished runs of an earlier call, where tight enough
+        earlier = json.load(open(args.out))
+        if earlier["delta"] == args.delta:
+            runs = {k: r for k, r in earlier["runs"].items() if r["max_force"] <= args.fmax}
     todo = [(f"{name}{sign}", comp, float(f"{sign}1") * args.delta)
             for name, comp in STRAINS.items() for sign in "+-" if f"{name}{sign}" not in runs]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -107,8 +119,12 @@ def main():
     if args.mlipprops:
         record = json.load(open(args.mlipprops))
         Cm = np.array(record["C"])
-        result["mlipprops"] = {"source": args.mlipprops, "C_GPa": Cm.tolist(), "C_err_GPa": record["C_err"]}
-        result["comparison"] = compare(tetragonal_combinations(C), tetragonal_combinations(Cm))
+        result["mlipprops"] = {"source": args.mlipprops, "C_GPa": Cm.tolist(), "C_err_GPa": record["C_err"],
+                               "stability": {k: record["stability"][k] for k in
+                                             ("verdict", "softest_strain_text", "saddle") if k in record["stability"]},
+                               "saddle_check": record.get("saddle_check")}
+        result["comparison"] = compare(tetragonal_combinations(C), tetragonal_combinations(Cm),
+                                       propagated_errors(Cm, np.array(record["C_err"])))
         # C13 from the e3 strain alone (sigma1 / e3), which keeps the tetragonal symmetry: an e1 strain can set off
         # a soft internal mode, and then the symmetrized C13 carries that response too
         raw = np.array(record["C_unsymmetrized"])
@@ -116,10 +132,18 @@ def main():
         xtb13, model13 = 0.5 * (e3[0] + e3[1]), 0.5 * (raw[0, 2] + raw[1, 2])
         result["comparison"]["C13_from_e3"] = {"gfn2_xtb": xtb13, "mlipprops_model": model13,
                                                "relative_deviation": (model13 - xtb13) / abs(xtb13)}
+        # the relaxed cell (mlipprops relaxes the conventional cell; relaxed.extxyz is its 2x2x2 supercell)
+        from ase.io import read
+        xtb_cell = read(args.relaxed).cell.lengths() / 2
+        for name, k in (("a", 0), ("c", 2)):
+            mine = record["relaxed"]["lattice"][k]
+            result["comparison"][f"cell_{name}_A"] = {"gfn2_xtb": xtb_cell[k], "mlipprops_model": mine,
+                                                       "relative_deviation": (mine - xtb_cell[k]) / xtb_cell[k]}
         print("mlipprops + model C (GPa):\n" + np.array2string(Cm, precision=2, suppress_small=True))
         for k, row in result["comparison"].items():
             rel = "" if row["relative_deviation"] is None else f"{100 * row['relative_deviation']:+.1f} %"
-            print(f"  {k:10s} GFN2-xTB {row['gfn2_xtb']:7.2f}  model {row['mlipprops_model']:7.2f}  {rel}")
+            err = f" +- {row['mlipprops_model_error']:.2f}" if row.get("mlipprops_model_error") else ""
+            print(f"  {k:10s} GFN2-xTB {row['gfn2_xtb']:7.3f}  model {row['mlipprops_model']:7.3f}{err}  {rel}")
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(args.out + ".tmp", args.out)

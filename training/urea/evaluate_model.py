@@ -8,7 +8,13 @@ and the energy offset between molten and crystal-like frames ("molten_minus_crys
 of the MD melt and liquid frames less that of every other frame), which shifts a melting point by about
 offset / entropy of fusion: what a coexistence T_m is most sensitive to.
 
+With --hot T [T ...]: NVT MD of the relaxed 2x2x2 cell at liquid density (10 % expanded, as make_data.py's melt)
+at each temperature for --hot-ps ps (H mass 4, 1 fs steps), checking every 0.5 ps that every molecule is still
+urea: a coexistence melting point needs a model that keeps molecules whole where it makes the liquid (mlipprops
+melt makes it at 1.2x the temperature at which its heating ramp melts the crystal). Written as "hot_liquid".
+
 Usage:  python evaluate_model.py MODEL.nequip.pth [--frames data/test.extxyz] [--json metrics.json]
+                                 [--hot T [T ...]] [--hot-ps PS]
 """
 from __future__ import annotations
 
@@ -50,16 +56,50 @@ def errors(model: str, frames) -> dict:
     return out
 
 
+def hot_liquid(model: str, temperatures: list[float], picoseconds: float) -> dict:
+    """For each temperature: the time (ps) at which a molecule first broke, or None if all stayed whole."""
+    from mlipprops.molecules import composition
+    from mlipprops.system import System
+
+    relaxed = read("data/relaxed.extxyz")
+    relaxed.set_cell(relaxed.cell * 1.10 ** (1 / 3), scale_atoms=True)
+    potential = mp.Potential.model(model).with_types_for(sorted(set(relaxed.get_chemical_symbols())), model)
+    reference = composition(relaxed)
+    chunk = 500  # steps of 1 fs between checks
+    out = {}
+    for k, temperature in enumerate(temperatures):
+        system = System(relaxed.copy(), potential, model)
+        with system.open_engine() as engine:
+            engine.set_mass(list(potential.type_symbols).index("H") + 1, 4.0)
+            engine.set_velocities(temperature, 7 + k)
+            broke = None
+            for step in range(chunk, int(round(1000 * picoseconds)) + 1, chunk):
+                engine.md(chunk, "nvt", temperature, 0.001, seed=11 + step)
+                if composition(system.atoms_from_state(engine.save_state())) != reference:
+                    broke = step / 1000
+                    break
+        out[f"{temperature:g}"] = {"picoseconds": picoseconds, "first_broken_at_ps": broke}
+        print(f"{temperature:g} K: " + (f"a molecule broke at {broke:g} ps" if broke else
+                                         f"all molecules whole for {picoseconds:g} ps"), flush=True)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model")
     p.add_argument("--frames", default="data/test.extxyz")
     p.add_argument("--json")
+    p.add_argument("--hot", type=float, nargs="+", help="temperatures (K) of the hot-liquid check")
+    p.add_argument("--hot-ps", type=float, default=10.0)
     args = p.parse_args()
     result = errors(args.model, read(args.frames, ":"))
+    if args.hot:
+        result["hot_liquid"] = hot_liquid(args.model, args.hot, args.hot_ps)
     for kind, e in result.items():
+        if kind == "hot_liquid":
+            continue
         if not isinstance(e, dict):
-            print(f"{kind}: {e:+.2f}")
+            print(f"{kind}: {e:+.2f} meV/atom")
             continue
         print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom "
               f"(mean {e['energy_mean_error_meV_per_atom']:+.2f}, spread {e['energy_std_meV_per_atom']:.2f}), "

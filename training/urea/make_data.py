@@ -16,6 +16,11 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           per component), ions displaced by 0.005-0.04 A (forces: the Hessian that ion relaxation follows), a
           quarter of them along the soft orthorhombic strain e1 - e2 (+-2 %), where GFN2-xTB urea sits near a
           shallow saddle and a model must get the curvature, not only the sign.
+  elastic the cells a model's elastic run relaxed into (--from-elastic: mlipprops elastic output folders, each
+          with its relaxed cell and the ion displacements of every strained cell in its checkpoints), as 2x2x2
+          supercells, and a rattled copy of each (sigma 0.01 A): where the model's ions go under strain, which is
+          where its relaxed-ion C comes from (urea's soft NH2 mode makes the relaxation land in different places
+          for +-e1 and for different starting points). Active learning on the property itself.
   md      snapshots of molecular dynamics run with a first model (--model, trained on the stages above)
           through mlipprops' own LAMMPS engine: NPT solid at 100-400 K; NVT at 10 % expanded volume for a melt
           at 900 K and the liquid at 600 and 450 K. The model only proposes configurations; every label is
@@ -26,8 +31,8 @@ Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defa
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
 OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
 
-Usage:  python make_data.py relax|strain|rigid|md [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
-                                                   [--jobs N]
+Usage:  python make_data.py relax|strain|rigid|near|md|elastic [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+                                                   [--jobs N] [--from-elastic DIR [DIR ...]]
 """
 from __future__ import annotations
 
@@ -127,6 +132,33 @@ def near_frames(relaxed, n: int):
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + e), scale_atoms=True)
         atoms.positions += rng.normal(0.0, rng.uniform(0.005, 0.04), size=atoms.positions.shape)
         frames.append((f"near-{k}", atoms))
+    return frames
+
+
+def elastic_frames(folders: list[str]):
+    """The relaxed strained cells of mlipprops elastic runs (see the module docstring), frame ids from the folder
+    name and the strain (e.g. el_mid-e1+0.005, and its rattled copy el_mid-e1+0.005-r)."""
+    import glob
+
+    from mlipprops import tensors
+
+    rng = np.random.default_rng(SEED + 3)
+    frames = []
+    for folder in folders:
+        relaxed = read(os.path.join(folder, "relaxed.extxyz"))
+        for path in sorted(glob.glob(os.path.join(folder, "checkpoints", "elastic", "e*.json"))):
+            name = os.path.basename(path)[:-5]  # e1+0.005
+            component, amount = int(name[1]) - 1, float(name[2:])
+            F = np.eye(3) + tensors.voigt_strain_tensor(component, amount)
+            atoms = relaxed.copy()
+            atoms.set_cell(relaxed.cell.array @ F.T, scale_atoms=True)  # rows are vectors: x -> F x
+            atoms.positions += np.asarray(json.load(open(path))["ion_displacements"])
+            atoms = atoms.repeat(REPEAT)
+            tag = f"{os.path.basename(os.path.normpath(folder))}-{name}"
+            frames.append((tag, atoms))
+            rattled = atoms.copy()
+            rattled.positions += rng.normal(0.0, 0.01, size=atoms.positions.shape)
+            frames.append((tag + "-r", rattled))
     return frames
 
 
@@ -233,7 +265,7 @@ def label_all(candidates, out: str, config_type: str, jobs: int = 1):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
@@ -241,6 +273,7 @@ def main():
     p.add_argument("--model", help="md stage: the first model, proposing configurations (written to "
                                    "md_candidates.extxyz, which a rerun labels without the model)")
     p.add_argument("--jobs", type=int, default=1, help="labelling processes side by side")
+    p.add_argument("--from-elastic", nargs="+", default=[], help="elastic stage: mlipprops elastic output folders")
     p.add_argument("--propose-only", action="store_true", help="md stage: write the proposals, label later")
     args = p.parse_args()
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -263,6 +296,10 @@ def main():
             info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid", args.jobs)
         elif args.stage == "near":
             info = label_all(near_frames(relaxed, args.near), args.out, "near", args.jobs)
+        elif args.stage == "elastic":
+            info = label_all(elastic_frames(args.from_elastic), args.out, "elastic", args.jobs)
+            info["from"] = sorted(set(manifest.get("elastic", {}).get("from", []))
+                                  | {os.path.basename(os.path.normpath(f)) for f in args.from_elastic})
         else:
             proposals = os.path.join(out_dir, "md_candidates.extxyz")
             if not os.path.exists(proposals):
@@ -282,7 +319,7 @@ def main():
     if os.path.exists(args.out):
         frames = read(args.out, ":")
         manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames)
-                              for t in ("strain", "rigid", "near", "md")}
+                              for t in ("strain", "rigid", "near", "md", "elastic")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)

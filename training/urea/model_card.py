@@ -4,7 +4,10 @@
 LAMMPS (evaluate_model.py) and the direct GFN2-xTB reference with the comparison (check_elastic_xtb.py). The
 prose card, urea_allegro.md, quotes these numbers.
 
-Usage:  python model_card.py NAME [--size two] [--out ../../mlipprops/data/urea_allegro.json]
+The training history is the chain of runs in runs.json that led to NAME (each warm-started from the deployed
+model of the one before).
+
+Usage:  python model_card.py NAME [--size small] [--out ../../mlipprops/data/urea_allegro.json]
 """
 from __future__ import annotations
 
@@ -17,8 +20,13 @@ import os
 from ase.io import read
 
 
-def best_validation(name: str) -> dict:
-    f = sorted(glob.glob(f"outputs/{name}/csv/*/metrics.csv"))[-1]
+def best_validation(name: str) -> dict | None:
+    """The best validation epoch of run NAME from its training log (None when outputs/NAME is gone: the runs.json
+    record then carries what was kept)."""
+    found = sorted(glob.glob(f"outputs/{name}/csv/*/metrics.csv"))
+    if not found:
+        return None
+    f = found[-1]
     rows = [r for r in csv.DictReader(open(f)) if r.get("val0_epoch/weighted_sum")]
     best = min(rows, key=lambda r: float(r["val0_epoch/weighted_sum"]))
     keys = ("per_atom_energy_mae", "forces_mae", "stress_mae")
@@ -26,10 +34,19 @@ def best_validation(name: str) -> dict:
             **{k: float(best[f"val0_epoch/{k}"]) for k in keys}}
 
 
+def history(name: str) -> list[dict]:
+    """The runs.json records from the first run to NAME, following warm_start_from (NAME.nequip.pth)."""
+    runs = {r["name"]: r for r in json.load(open("runs.json"))}
+    chain = [runs[name]]
+    while chain[0].get("warm_start_from"):
+        chain.insert(0, runs[chain[0]["warm_start_from"].removesuffix(".nequip.pth")])
+    return chain
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
-    p.add_argument("--size", default="two")
+    p.add_argument("--size", default="small")
     p.add_argument("--out", default="../../mlipprops/data/urea_allegro.json")
     args = p.parse_args()
     from train import SIZES
@@ -43,11 +60,13 @@ def main():
                          **SIZES[args.size], "model_dtype": "float64", "species": ["C", "H", "N", "O"]},
         "reference_method": "GFN2-xTB (tblite 0.8.0, Gamma point, 2x2x2 supercells of 128 atoms)",
         "data": json.load(open("data/urea_gfn2.json")),
-        "training": {"loss": "per-atom energy 1, forces 1, stress 1000 (MSE)", **best_validation(args.name)},
+        "training": {"runs": history(args.name), "last_run_validation": best_validation(args.name)},
         "heldout_errors": json.load(open("data/test_metrics.json")),
         "gfn2_xtb": {"relaxed_cell_A": {"a": a, "c": c}, "elastic_method": xtb["method"],
                      "elastic_C_GPa": xtb["C_GPa"], "elastic_combinations_GPa": xtb["combinations_GPa"]},
         "mlipprops_vs_gfn2_xtb": xtb.get("comparison"),
+        # the verdict of the README's main job and whether its relaxed structure is a minimum of the model
+        "mlipprops_elastic": {k: xtb["mlipprops"].get(k) for k in ("stability", "saddle_check")},
         "limits": ["GFN2-xTB level of theory, not experiment", "urea only (C, H, N, O in urea's bonding)",
                    "classical nuclei", "interactions beyond 5 A (dispersion tail) only effectively"],
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -78,9 +79,12 @@ def main():
     overrides += [f"training_module.model.{k}={v}" for k, v in SIZES[args.size].items()]
     if args.resume:
         overrides.append(f"++ckpt_path={os.path.abspath(args.resume)}")
-    if args.warm:
+    if args.warm:  # a copy in the run's folder: the checkpoint rebuilds its model from it (the source may be replaced)
+        os.makedirs(f"{args.outputs}/{args.name}", exist_ok=True)
+        start = os.path.abspath(f"{args.outputs}/{args.name}/warm_start.nequip.pth")
+        shutil.copyfile(args.warm, start)
         overrides += ["training_module.model._target_=warmstart.AllegroFromDeployed",
-                      f"+training_module.model.deployed_path={os.path.abspath(args.warm)}"]
+                      f"+training_module.model.deployed_path={start}"]
     if args.lr:
         overrides.append(f"training_module.optimizer.lr={args.lr}")
     overrides += args.set
@@ -122,7 +126,9 @@ def record(args, overrides: list[str], n_train: int, n_test: int, wall: float) -
 
 
 def deploy(name: str) -> None:
-    subprocess.run([sys.executable, COMPILE, f"outputs/{name}/best.ckpt", f"{name}.nequip.pth"], check=True)
+    # a warm-started checkpoint names warmstart.AllegroFromDeployed as its model builder: importable from here
+    subprocess.run([sys.executable, COMPILE, f"outputs/{name}/best.ckpt", f"{name}.nequip.pth"], check=True,
+                   env=dict(os.environ, PYTHONPATH=HERE))
 
 
 if __name__ == "__main__":
