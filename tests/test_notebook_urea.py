@@ -58,6 +58,7 @@ def test_urea_notebook(monkeypatch, urea_dir):
     c33 = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT, text)  # model, GFN2-xTB
     assert float(c33.group(1)) == pytest.approx(np.array(el0["C"])[2, 2], abs=0.01)
     assert f"Born stability: {el0['stability']['verdict']}" in text
+    assert ("NOT a minimum of the model" in text) == (not el0["saddle_check"]["reference_is_minimum"])
     m = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT + r" ±", text)  # the 0 K vs 300 K table
     assert float(m.group(2)) == pytest.approx(np.array(elT["C"])[2, 2], abs=0.01)
     if "T_m" in melt:

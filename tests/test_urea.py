@@ -1,6 +1,7 @@
 """The bundled urea model (mlipprops/data/urea_allegro.*): it reproduces its own held-out GFN2-xTB frames through
 LAMMPS as well as its model card says, the README's main job runs on it and gives the tetragonal tensor the card
-reports (and its stated accuracy against direct GFN2-xTB), and names the soft strain e1 - e2."""
+reports (and its stated accuracy against direct GFN2-xTB), finds out whether its relaxed structure is a minimum of
+the model as the card says (the saddle check), and names the soft strain e1 - e2."""
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ MODEL = examples.EXAMPLES["urea"].model_path()
 
 @pytest.mark.parametrize("backend", ["python", "plugin"])
 def test_bundled_model_reproduces_gfn2_xtb_on_held_out_frames(backend, tmp_path):
-    """Frames the model never saw in training (a sample of its test set, GFN2-xTB labels): the deployed model,
-    run by LAMMPS, must reproduce them as well as the model card says."""
+    """Frames the model never saw in training (every seventh frame of its test set, all kinds: strained,
+    rigid-molecule, near-equilibrium, MD, elastic-run cells; GFN2-xTB labels): the deployed model, run by LAMMPS,
+    must reproduce them as well as the model card says."""
     from mlipprops import plugin
     if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
         pytest.skip("plugin not built here (CI builds it first)")

@@ -60,6 +60,8 @@ def main():
                          **SIZES[args.size], "model_dtype": "float64", "species": ["C", "H", "N", "O"]},
         "reference_method": "GFN2-xTB (tblite 0.8.0, Gamma point, 2x2x2 supercells of 128 atoms)",
         "data": json.load(open("data/urea_gfn2.json")),
+        "data_note": "the pipeline's GFN2-xTB frames as they stand; the frames each training run of this model "
+                     "saw are in training.runs (a later stage may postdate the model)",
         "training": {"runs": history(args.name), "last_run_validation": best_validation(args.name)},
         "heldout_errors": json.load(open("data/test_metrics.json")),
         "gfn2_xtb": {"relaxed_cell_A": {"a": a, "c": c}, "elastic_method": xtb["method"],
