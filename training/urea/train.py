@@ -112,11 +112,11 @@ def record(args, overrides: list[str], n_train: int, n_test: int, wall: float) -
     cfg = OmegaConf.load(os.path.join(HERE, "urea_allegro.yaml")).training_module
     path = os.path.join(HERE, "runs.json")
     runs = json.load(open(path)) if os.path.exists(path) else []
+    loss = OmegaConf.to_container(cfg.loss.coeffs)  # as run: --set overrides the config's
+    loss.update({o.split("=")[0].rsplit(".", 1)[1]: float(o.split("=")[1]) for o in args.set if ".loss.coeffs." in o})
     runs.append({"name": args.name, "data": args.data, "train_and_validation_frames": n_train, "test_frames": n_test,
                  "size": args.size, "warm_start_from": args.warm and os.path.basename(args.warm),
-                 "resumed_from": args.resume, "loss": {**OmegaConf.to_container(cfg.loss.coeffs),  # as run, --set included
-                                             **{o.split("=")[0].rsplit(".", 1)[1]: float(o.split("=")[1])
-                                                for o in args.set if ".loss.coeffs." in o}},
+                 "resumed_from": args.resume, "loss": loss,
                  "lr": args.lr or cfg.optimizer.lr, "max_epochs": args.epochs, "max_minutes": args.max_minutes,
                  "threads": args.threads, "overrides": overrides, "wall_s": round(wall),
                  "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
