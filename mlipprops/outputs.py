@@ -75,21 +75,15 @@ def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residu
 CONVENTION = "Brugger C at the mean stress"
 
 
-SHALLOW_SADDLE_TEMPERATURE = {False: 10.0, True: 0.01}  # K; reduced units: 1 % of epsilon / k_B
-
-
 def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dict:
     """The elastic.json record from properties.elastic.elastic_constants' result and the relaxed structure."""
     est = result["estimate"]
     summary = stiffness_summary(est.C, est.C_err, result["reference_stress"])
     saddle = {**result["saddle"], "energy_unit": units.energy_unit}
     if not saddle["reference_is_minimum"]:  # C of a structure that is not a minimum: not a linear response
-        low = saddle["lowest"]
-        # a double well shallower than k_B x 10 K per atom is averaged away by thermal motion at any working
-        # temperature (GFN2-xTB's urea: ~0.1 meV/atom); deeper, the crystal of this potential has another structure
-        shallow = -low["energy_change_per_atom"] < units.boltzmann * SHALLOW_SADDLE_TEMPERATURE[units.reduced]
-        summary["stability"] = {**summary["stability"], "verdict": "marginal" if shallow else "unstable",
-                                "saddle": {**low, "energy_unit": units.energy_unit, "shallow": bool(shallow)}}
+        summary["stability"] = {**summary["stability"], "verdict": "marginal" if saddle["shallow"] else "unstable",
+                                "saddle": {**saddle["lowest"], "energy_unit": units.energy_unit,
+                                           "shallow": saddle["shallow"]}}
     return {
         "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
         "convention": CONVENTION, "C": est.C, "C_err": est.C_err, **summary, "saddle_check": saddle,

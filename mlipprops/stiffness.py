@@ -77,7 +77,8 @@ def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarra
     return StiffnessEstimate(symmetrize(C_raw), C_err, C_raw, raw, parts)
 
 
-def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.ndarray, natoms: int) -> dict:
+def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.ndarray, natoms: int,
+                 shallow_energy: float) -> dict:
     """Is the relaxed reference a minimum of the potential? cells: (strain name, amplitude, sign, energy of the
     relaxed strained cell, largest ion displacement of its relaxation). Around a minimum the strained cells lie
     higher: (E(+d) + E(-d)) / 2 - E0 = V d^2 C_jj / 2 > 0, the terms linear in d cancelling. A reference that is
@@ -85,7 +86,10 @@ def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.nda
     out by the strain, which breaks the symmetry: the ions slide into a lower state and the pair average drops
     below E0. Then C is measured across that transition, not the crystal's linear response. Allowed before
     calling it: what a reference stress s0 can give at second order (|s0| V d^2, stress_energy = V per unit of
-    s0's stress) and the floating-point noise of energies (2e-7 |E0|: float32 models; 1e-6 per atom)."""
+    s0's stress) and the floating-point noise of energies (2e-7 |E0|: float32 models; 1e-6 per atom).
+    `shallow`: the deepest drop is under shallow_energy per atom (k_B x 10 K, SHALLOW_SADDLE_TEMPERATURE): such a
+    double well is averaged away by thermal motion at any working temperature (GFN2-xTB's urea: ~0.1 meV/atom);
+    deeper, the crystal of this potential has another structure."""
     tolerance = 2e-7 * abs(E0) + 1e-6 * natoms
     pairs: dict[tuple, dict] = {}
     for name, amplitude, sign, energy, moved in cells:
@@ -100,5 +104,9 @@ def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.nda
                      "energy_change_per_atom": change / natoms, "allowed": allowed,
                      "max_ion_displacement": max(both[1][1], both[-1][1]), "below_reference": change < -allowed})
     lower = [r for r in rows if r["below_reference"]]
-    return {"reference_is_minimum": not lower, "strains": rows,
-            "lowest": min(lower, key=lambda r: r["energy_change"]) if lower else None}
+    lowest = min(lower, key=lambda r: r["energy_change"]) if lower else None
+    return {"reference_is_minimum": not lower, "strains": rows, "lowest": lowest,
+            "shallow": None if lowest is None else bool(-lowest["energy_change_per_atom"] < shallow_energy)}
+
+
+SHALLOW_SADDLE_TEMPERATURE = {False: 10.0, True: 0.01}  # K; reduced (lj) units: 1 % of epsilon / k_B

@@ -204,6 +204,9 @@ def test_one_amplitude_truncation_estimate_from_the_asymmetry():
     assert np.allclose(est.C_err, est.parts["truncation"])  # no symmetry error: only truncation
 
 
+SHALLOW = 8.617333262e-5 * stiffness.SHALLOW_SADDLE_TEMPERATURE[False]  # eV per atom
+
+
 def test_saddle_check_finds_strained_cells_below_the_reference():
     """A minimum: the +-d pair averages above E0 by V C d^2 / 2. A saddle held by symmetry: the strain lets the
     ions slide down, both signs end below E0 (urea's first bundled model: -3.2 meV/atom under e4, ions moved
@@ -213,19 +216,21 @@ def test_saddle_check_finds_strained_cells_below_the_reference():
     minimum = 0.5 * V * 10.0 * d ** 2  # C_jj = 10 GPa
     cells = [("e1", d, 1, E0 + minimum, 0.01), ("e1", d, -1, E0 + minimum, 0.01),
              ("e4", d, 1, E0 - 0.0515, 0.43), ("e4", d, -1, E0 - 0.0512, 0.42)]
-    found = stiffness.saddle_check(E0, cells, V, np.zeros(6), natoms)
+    found = stiffness.saddle_check(E0, cells, V, np.zeros(6), natoms, SHALLOW)
     assert not found["reference_is_minimum"]
     assert [r["below_reference"] for r in found["strains"]] == [False, True]
     low = found["lowest"]
     assert low["strain"] == "e4" and low["max_ion_displacement"] == 0.43
     assert low["energy_change_per_atom"] == pytest.approx(-0.05135 / natoms)
+    assert found["shallow"] is False  # 3.2 meV/atom: deeper than k_B x 10 K
     # 1 meV below: a saddle at zero stress; under 50 GPa the second-order stress term (|s0| V d^2) explains it
     small = [("e1", d, 1, E0 - 1e-3, 0.0), ("e1", d, -1, E0 - 1e-3, 0.0)]
-    assert not stiffness.saddle_check(E0, small, V, np.zeros(6), natoms)["reference_is_minimum"]
-    assert stiffness.saddle_check(E0, small, V, np.array([-50.0, -50, -50, 0, 0, 0]), natoms)["reference_is_minimum"]
+    assert not stiffness.saddle_check(E0, small, V, np.zeros(6), natoms, SHALLOW)["reference_is_minimum"]
+    assert stiffness.saddle_check(E0, small, V, np.array([-50.0, -50, -50, 0, 0, 0]), natoms,
+                                  SHALLOW)["reference_is_minimum"]
     # float32 noise on a large cell: 2e-7 |E0| is not a saddle
     noisy = [("e3", d, 1, E0 - 1e-4, 0.0), ("e3", d, -1, E0 - 1e-4, 0.0)]
-    assert stiffness.saddle_check(E0, noisy, V, np.zeros(6), natoms)["reference_is_minimum"]
+    assert stiffness.saddle_check(E0, noisy, V, np.zeros(6), natoms, SHALLOW)["reference_is_minimum"]
 
 
 def test_a_saddle_makes_the_verdict_unstable_or_marginal_by_its_depth():
@@ -240,10 +245,9 @@ def test_a_saddle_makes_the_verdict_unstable_or_marginal_by_its_depth():
     strains = np.eye(6) * 0.005
     est = stiffness.estimate({0.005: (strains @ C, -strains @ C)}, np.zeros(6))
     verdicts = []
-    for drop in (None, 5e-5, 2e-3):  # eV/atom
-        rows = [] if drop is None else [{"strain": "e4", "amplitude": 0.005, "energy_change": -8 * drop,
-                                         "energy_change_per_atom": -drop, "max_ion_displacement": 0.3}]
-        saddle = {"reference_is_minimum": drop is None, "strains": rows, "lowest": rows[0] if rows else None}
+    for drop in (-1e-4, 5e-5, 2e-3):  # eV/atom below the reference (a minimum first: 1e-4 above)
+        cells = [("e4", 0.005, sign, -40.0 - 8 * drop, 0.3) for sign in (1, -1)]
+        saddle = stiffness.saddle_check(-40.0, cells, 20.0 / 160.2, np.zeros(6), 8, SHALLOW)
         record = outputs.elastic_record({"estimate": est, "energy": -40.0, "reference_stress": np.zeros(6),
                                          "relax": None, "max_force_strained": 1e-5, "saddle": saddle,
                                          "settings": {"amplitudes": (0.005,), "relaxed_ions": True}},

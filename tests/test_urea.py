@@ -94,6 +94,42 @@ def test_readme_main_job_gives_the_model_card_tensor(tmp_path):
         assert "soft strain" in proc.stdout and stability["verdict"].upper() in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_saddle_check_on_both_backends_and_two_ranks_matches_energies_evaluated_apart(backend, tmp_path):
+    """The saddle check with the model on 2 ranks (strains split between task groups), on the plugin and on the
+    Python fallback, finds the card's energies; and those energies are the model's: the strained, relaxed cells
+    rebuilt from the checkpoints (relaxed cell, strain, ion displacements) and evaluated one by one give the same
+    (E(+d) + E(-d)) / 2 - E0."""
+    from mlipprops import plugin
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
+    out = tmp_path / "u"
+    proc = run_cli("elastic", "--example", "urea", "--backend", backend, "--quiet", "--out", out, np_=2)
+    rec = load(out / "elastic.json")
+    card = {r["strain"]: r for r in CARD["mlipprops_elastic"]["saddle_check"]["strains"]}
+    for row in rec["saddle_check"]["strains"]:
+        assert row["energy_change"] == pytest.approx(card[row["strain"]]["energy_change"], abs=1e-5), row
+        assert row["below_reference"] == card[row["strain"]]["below_reference"]
+    potential = mp.Potential.model(MODEL, backend)
+    relaxed = read(out / "relaxed.extxyz")
+    E0 = mp.evaluate(relaxed, potential).energy
+    for row in rec["saddle_check"]["strains"]:
+        energies = []
+        for sign in "+-":
+            name = f"{row['strain']}{sign}{row['amplitude']:g}"
+            saved = load(out / "checkpoints" / "elastic" / f"{name}.json")
+            F = np.eye(3) + tensors.voigt_strain_tensor(int(row["strain"][1]) - 1, float(f"{sign}{row['amplitude']}"))
+            cell = relaxed.copy()
+            cell.set_cell(relaxed.cell.array @ F.T, scale_atoms=True)
+            cell.positions += np.array(saved["ion_displacements"])
+            energies.append(mp.evaluate(cell, potential).energy)
+        assert np.mean(energies) - E0 == pytest.approx(row["energy_change"], abs=2e-6), row
+    if not rec["saddle_check"]["reference_is_minimum"]:
+        assert "not a minimum of the potential" in proc.stderr  # the warning, besides the verdict
+
+
 @pytest.mark.parametrize("backend", ["python", "plugin"])
 def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
     """The melting order parameter on urea's C sublattice needs neighbours to 6.7 A, past r_max = 5 A: the model is

@@ -232,9 +232,10 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
                     return {"stress": stress, "max_force": fmax, "ion_displacements": moved, "energy": e}
                 # (a checkpoint from before the saddle check has no energy: recomputed)
                 saved = checkpoints.once(pair.name(sign), groups.comm, strain_it, lambda r: "energy" in r)
-                guess = -np.asarray(saved["ion_displacements"])  # the -d cell starts from the mirror image
+                moved = np.asarray(saved["ion_displacements"])
+                guess = -moved  # the -d cell starts from the mirror image
                 done.append((pair, sign, np.asarray(saved["stress"]), float(saved["max_force"]),
-                             float(saved["energy"]), float(np.linalg.norm(guess, axis=1).max(initial=0.0))))
+                             float(saved["energy"]), float(np.linalg.norm(moved, axis=1).max(initial=0.0))))
                 if progress is not None:
                     progress.update(1)
         version = engine.version()
@@ -249,14 +250,16 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
         symmetry.complete(by_strain, derived)
         stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
                                np.array([by_strain[(j, -1)] for j in range(6)]))
+    units = system.potential.units
     saddle = stiffness.saddle_check(energy, [(f"e{p.component + 1}", p.amplitude, sign, e, moved)
                                              for p, sign, _, _, e, moved in everything],
-                                    atoms.get_volume() / system.potential.units.gpa_per_energy_density, s0, len(atoms))
+                                    atoms.get_volume() / units.gpa_per_energy_density, s0, len(atoms),
+                                    units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced])
     record = outputs.elastic_record({
         "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
         "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
-        atoms, system.potential.units, system.source)
+        atoms, units, system.source)
     record["strained_cells"] = {"run": [f"e{j + 1}" for j in components],
                                 "by_symmetry": {f"e{eq.component + 1}": f"{'-' if eq.sign < 0 else ''}R e{eq.source + 1} R^T"
                                                 for eq in derived},
@@ -268,7 +271,7 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
         low = saddle["lowest"]
         warn(f"the relaxed structure is not a minimum of the potential: the {low['strain']} strain let the ions "
              f"move {low['max_ion_displacement']:.3g} A into a state {-low['energy_change_per_atom']:.3g} "
-             f"{system.potential.units.energy_unit}/atom lower; C is not a linear response (saddle_check in "
+             f"{units.energy_unit}/atom lower; C is not a linear response (saddle_check in "
              "elastic.json)")
     return ElasticResult(record, atoms)
 
