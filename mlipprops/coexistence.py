@@ -157,6 +157,13 @@ def both_sides(trials: list[dict], Tm: float, count: int = 2) -> bool:
     return below >= count and above >= count
 
 
+def molecules_lost(trials: list[dict], at_least: int = 4) -> bool:
+    """Molecules broke in most of `at_least` or more trials. Their liquid half is then fragments, which do not
+    recrystallize at any temperature: more trials cannot bracket T_m (a limit of the potential, not of the search)."""
+    checked = [t["molecules_intact"] for t in trials if "molecules_intact" in t]
+    return len(checked) >= at_least and sum(not c for c in checked) > len(checked) / 2
+
+
 def next_temperatures(trials: list[dict], lower: float, upper: float, count: int,
                       resolution: float = 0.5) -> list[float]:
     """`count` temperatures to run next, inside the current bracket (or [lower, upper] where a side is missing):

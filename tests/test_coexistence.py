@@ -87,3 +87,16 @@ def test_order_cutoff_lies_in_the_widest_gap_between_neighbour_shells(datadir):
     # fcc as before: between 1.1 x the first shell and the second
     assert shell_gap_cutoff(*neighbor_list("id", bulk("Cu", "fcc", a=3.6), 12.0)) == pytest.approx(
         0.5 * (1.1 * 3.6 / 2 ** 0.5 + 3.6), abs=0.01)
+
+
+def test_molecules_lost_needs_most_of_enough_trials():
+    """The melt stops searching once molecules broke in most of four or more trials (fragments do not recrystallize);
+    one broken trial, or too few trials, must not stop it; atomic systems (no molecules_intact) never do."""
+    def trials(*intact):
+        return [{"temperature": 300.0 + 10 * i, "verdict": cx.UNDECIDED, "molecules_intact": ok}
+                for i, ok in enumerate(intact)]
+    assert cx.molecules_lost(trials(False, False, False, True))
+    assert not cx.molecules_lost(trials(False, False, False))  # too few to judge
+    assert not cx.molecules_lost(trials(False, False, True, True))  # half is not most
+    assert not cx.molecules_lost(trials(True, True, True, False, True))
+    assert not cx.molecules_lost([{"temperature": 1000.0 + i, "verdict": cx.MELTS} for i in range(8)])

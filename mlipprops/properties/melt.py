@@ -320,6 +320,8 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
         new = [r for r in groups.world.allgather(result if groups.leader else None) if r is not None]
         trials += sorted(new, key=lambda r: r["temperature"])
         lo, hi = coexistence.bracket(trials)
+        if (lo is None or hi is None) and coexistence.molecules_lost(trials):
+            break  # the reason is given below
         if lo is None and all(t["verdict"] == coexistence.MELTS for t in trials) and min(
                 t["temperature"] for t in trials) <= lower + 1e-9:
             lower = max(lower - (upper - lower), 0.3 * lower)  # melts everywhere: look lower
@@ -342,6 +344,8 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
         why = (f"; molecules broke in {broken} of {len(trials)} trials: the potential does not hold them together in "
                f"the liquid half (made above {hot}, where the heating ramp melted the crystal), and such a liquid "
                "cannot recrystallize: a limit of the model, not of the settings" if broken else "")
+        if coexistence.molecules_lost(trials) and len(trials) < s.max_trials:
+            why += " (stopped there: more trials cannot help)"
         raise NoBracket(f"no bracket found within {len(trials)} trials (solid grows at {lo}, melts at {hi}){why}; "
                         "finished trials are kept: rerun with --guess, --tmin/--tmax or more --max-trials", record)
     Tm, err = coexistence.melting_point(trials)
