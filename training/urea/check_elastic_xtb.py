@@ -3,8 +3,11 @@
 mlipprops + the bundled model.
 
 Direct route: the GFN2-xTB-relaxed 2x2x2 supercell of make_data.py (relaxed.extxyz, zero stress, P-4 2_1 m) is
-strained by +-delta along the Voigt strains e1, e3, e4 and e6; in each strained cell the ions are relaxed (BFGS,
-space group of the strained cell kept) and the stress is read. Central differences give, in the tetragonal
+strained by +-delta along the Voigt strains e1, e3, e4 and e6; in each strained cell the ions are relaxed (BFGS)
+and the stress is read. Two ways to relax the ions: inside the space group of the strained cell (default), or
+with --free as mlipprops relaxes them, freely, from a start rattled by --rattle (A, seeded per strain) so that a
+symmetric saddle cannot hold them; the free runs also give GFN2-xTB's own saddle check, (E(+d) + E(-d))/2 - E0
+per strain, which is V d^2 C_jj / 2 > 0 around a minimum. Central differences give, in the tetragonal
 (-42m) class, C11, C12 (sigma2 / e1), C13 (sigma3 / e1 and sigma1 / e3), C33, C44, C66:
 C22 = C11, C23 = C13, C55 = C44 by symmetry. Each strain runs in its own process (--jobs), results are cached
 per strain in OUT.json.part so that a rerun resumes.
@@ -30,8 +33,10 @@ from mlipprops.tensors import tetragonal_combinations
 STRAINS = {"e1": 0, "e3": 2, "e4": 3, "e6": 5}  # Voigt index of each applied strain
 
 
-def strained_stress(relaxed_path: str, component: int, amount: float, fmax: float) -> dict:
-    """Stress (GPa, Voigt, tensile > 0) of the relaxed cell under one Voigt strain, ions relaxed."""
+def strained_stress(relaxed_path: str, component: int, amount: float, fmax: float, rattle: float = 0.0,
+                    seed: int = 0) -> dict:
+    """Stress (GPa, Voigt, tensile > 0) and energy (eV) of the relaxed cell under one Voigt strain, ions relaxed:
+    inside the strained cell's symmetry, or (rattle > 0) freely from a rattled start."""
     from ase.constraints import FixSymmetry
     from ase.io import read
     from ase.optimize import BFGS
@@ -43,13 +48,38 @@ def strained_stress(relaxed_path: str, component: int, amount: float, fmax: floa
     atoms = read(relaxed_path)
     eps = tensors.voigt_strain_tensor(component, amount)
     atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    affine = atoms.get_positions()
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    atoms.set_constraint(FixSymmetry(atoms))
+    if rattle > 0:
+        atoms.rattle(stdev=rattle, seed=seed)
+    else:
+        atoms.set_constraint(FixSymmetry(atoms))
     opt = BFGS(atoms, logfile=None)
-    opt.run(fmax=fmax, steps=300)
+    converged = opt.run(fmax=fmax, steps=1000)
     stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)
     return {"component": component, "amount": amount, "stress_GPa": stress.tolist(), "steps": opt.nsteps,
-            "max_force": float(np.abs(atoms.get_forces()).max())}
+            "converged": bool(converged), "max_force": float(np.abs(atoms.get_forces()).max()),
+            "energy_eV": float(atoms.get_potential_energy()), "rattle_A": rattle, "seed": seed,
+            "max_ion_displacement_A": float(np.linalg.norm(atoms.get_positions() - affine, axis=1).max())}
+
+
+def reference_energy(relaxed_path: str) -> float:
+    """GFN2-xTB energy (eV) of the unstrained relaxed cell."""
+    from ase.io import read
+    from tblite.ase import TBLite
+    atoms = read(relaxed_path)
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    return float(atoms.get_potential_energy())
+
+
+def saddle_check(runs: dict, E0: float, natoms: int) -> dict:
+    """(E(+d) + E(-d)) / 2 - E0 per strain (eV and meV/atom): positive around a minimum."""
+    rows = {}
+    for name in STRAINS:
+        change = 0.5 * (runs[f"{name}+"]["energy_eV"] + runs[f"{name}-"]["energy_eV"]) - E0
+        rows[name] = {"energy_change_eV": change, "meV_per_atom": 1000 * change / natoms,
+                      "max_ion_displacement_A": max(runs[f"{name}{s}"]["max_ion_displacement_A"] for s in "+-")}
+    return rows
 
 
 def tetragonal_tensor(runs: dict, delta: float) -> np.ndarray:
@@ -88,21 +118,28 @@ def main():
     p.add_argument("--relaxed", default="data/relaxed.extxyz")
     p.add_argument("--delta", type=float, default=0.005)
     p.add_argument("--fmax", type=float, default=0.003, help="ion relaxation threshold, eV/A")
+    p.add_argument("--free", action="store_true", help="relax the ions freely from a rattled start, as mlipprops "
+                   "does (default: inside the strained cell's symmetry)")
+    p.add_argument("--rattle", type=float, default=0.02, help="with --free: rattle of the start, A")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--mlipprops", help="mlipprops elastic.json of the bundled model, to compare with")
-    p.add_argument("--out", default="data/xtb_elastic.json")
+    p.add_argument("--out", help="default data/xtb_elastic.json, with --free data/xtb_elastic_free.json")
     args = p.parse_args()
+    args.out = args.out or ("data/xtb_elastic_free.json" if args.free else "data/xtb_elastic.json")
+    rattle = args.rattle if args.free else 0.0
 
     part = args.out + ".part"
     runs = json.load(open(part)) if os.path.exists(part) else {}
     if not runs and os.path.exists(args.out):  # the finished runs of an earlier call, where tight enough
         earlier = json.load(open(args.out))
         if earlier["delta"] == args.delta:
-            runs = {k: r for k, r in earlier["runs"].items() if r["max_force"] <= args.fmax}
+            runs = {k: r for k, r in earlier["runs"].items()
+                    if r["max_force"] <= args.fmax and r.get("rattle_A", 0.0) == rattle}
     todo = [(f"{name}{sign}", comp, float(f"{sign}1") * args.delta)
             for name, comp in STRAINS.items() for sign in "+-" if f"{name}{sign}" not in runs]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(strained_stress, args.relaxed, comp, amount, args.fmax): key
+        futures = {pool.submit(strained_stress, args.relaxed, comp, amount, args.fmax, rattle,
+                               2026 + 10 * comp + (amount > 0)): key
                    for key, comp, amount in todo}
         for fut in as_completed(futures):
             key = futures[fut]
@@ -112,10 +149,21 @@ def main():
             with open(part, "w") as f:
                 json.dump(runs, f, indent=1)
     C = tetragonal_tensor(runs, args.delta)
-    result = {"method": "GFN2-xTB (tblite), 2x2x2 supercell, relaxed ions, central differences",
+    ions = f"ions relaxed freely from a start rattled by {rattle} A" if args.free else \
+        "ions relaxed inside the strained cell's symmetry"
+    result = {"method": f"GFN2-xTB (tblite), 2x2x2 supercell, {ions}, central differences",
+              "ion_relaxation": "free" if args.free else "symmetry kept", "rattle_A": rattle,
               "delta": args.delta, "fmax_eV_per_A": args.fmax, "C_GPa": C.tolist(),
               "combinations_GPa": tetragonal_combinations(C), "runs": runs}
     print("GFN2-xTB C (GPa):\n" + np.array2string(C, precision=2, suppress_small=True))
+    if all("energy_eV" in r for r in runs.values()):
+        from ase.io import read
+        E0 = reference_energy(args.relaxed)
+        result["reference_energy_eV"] = E0
+        result["saddle_check"] = saddle_check(runs, E0, len(read(args.relaxed)))
+        for name, row in result["saddle_check"].items():
+            print(f"  {name}: (E+ + E-)/2 - E0 = {row['meV_per_atom']:+.4f} meV/atom, "
+                  f"ions moved up to {row['max_ion_displacement_A']:.3f} A")
     if args.mlipprops:
         record = json.load(open(args.mlipprops))
         Cm = np.array(record["C"])
