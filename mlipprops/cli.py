@@ -221,6 +221,9 @@ def _report_relax(r: dict) -> str:
 
 
 def _report_elastic(r: dict) -> str:
+    import numpy as np
+
+    from mlipprops import tensors
     unit = r["units"]
     lines = [f"C_ij ({unit}), input frame, +- estimated error:"]
     for row, err in zip(r["C"], r["C_err"]):
@@ -230,6 +233,9 @@ def _report_elastic(r: dict) -> str:
         lines.append(f"bulk (V/R/H) = {m['bulk_voigt']:.2f}/{m['bulk_reuss']:.2f}/{m['bulk_hill']:.2f}  "
                      f"shear (V/R/H) = {m['shear_voigt']:.2f}/{m['shear_reuss']:.2f}/{m['shear_hill']:.2f}  "
                      f"E_Hill = {m['young_hill']:.2f} {unit}  nu_Hill = {m['poisson_hill']:.3f}")
+        if np.linalg.eigvalsh(tensors.symmetrize(np.asarray(r["C"]))).min() <= 0:
+            # the Reuss average inverts C: with a negative eigenvalue it (and Hill's, E, nu) is no modulus at all
+            lines.append("  (C is not positive definite: the Reuss and Hill averages, E and nu are not physical)")
     lines.append(stability_text(r["stability"], unit))
     return "\n".join(lines) + "\n(also C.csv, C.png)"
 

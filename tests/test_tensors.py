@@ -276,3 +276,14 @@ def test_symmetry_plans_the_strains_a_crystal_needs():
     symmetry.complete(stresses, derived)
     for j in range(6):
         assert np.allclose(stresses[(j, 1)], sigma(j, 1)) and np.allclose(stresses[(j, -1)], sigma(j, -1))
+
+
+def test_the_report_flags_averages_of_a_tensor_that_is_not_positive_definite():
+    """Reuss (and so Hill, E, nu) inverts C: with a negative eigenvalue the printed averages are no moduli, and the
+    text says so; a positive-definite C prints them plainly."""
+    from mlipprops import cli, outputs
+    for C, flagged in ((cubic(150.0, 75.0, 55.0), False), (cubic(10.0, 16.0, 15.0), True)):  # C11 - C12 < 0
+        summary = outputs.stiffness_summary(C)
+        record = {"units": "GPa", "C": C, "C_err": np.zeros((6, 6)), "moduli": summary["moduli"],
+                  "stability": summary["stability"]}
+        assert ("not positive definite" in cli._report_elastic(record)) == flagged

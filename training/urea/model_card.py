@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Write the machine-readable model card mlipprops/data/urea_allegro.json from the pipeline's records: what data
 (make_data.py's manifest), how trained (train.py's size and the best validation epoch), held-out errors through
-LAMMPS (evaluate_model.py) and the direct GFN2-xTB reference with the comparison (check_elastic_xtb.py). The
-prose card, urea_allegro.md, quotes these numbers.
+LAMMPS (evaluate_model.py), the direct GFN2-xTB reference with the comparison (check_elastic_xtb.py: --xtb, ions
+relaxed freely as mlipprops does; --xtb-symmetric, ions kept in each strained cell's symmetry) and the melting run
+of the README's urea melt command (--melt: its output folder). The prose card, urea_allegro.md, quotes these numbers.
 
 The training history is the chain of runs in runs.json that led to NAME (each warm-started from the deployed
 model of the one before).
 
-Usage:  python model_card.py NAME [--size small] [--out ../../mlipprops/data/urea_allegro.json]
+Usage:  python model_card.py NAME [--size small] [--xtb data/xtb_elastic_free.json]
+                                   [--xtb-symmetric data/xtb_elastic.json] [--melt ../../tests/data/urea_melt]
+                                   [--out ../../mlipprops/data/urea_allegro.json]
 """
 from __future__ import annotations
 
@@ -43,17 +46,34 @@ def history(name: str) -> list[dict]:
     return chain
 
 
+def melting(folder: str) -> dict:
+    """The melting run's result (melt.json) or its reason for having none (melt_no_bracket.json), in brief."""
+    done = os.path.join(folder, "melt.json")
+    record = json.load(open(done if os.path.exists(done) else os.path.join(folder, "melt_no_bracket.json")))
+    trials = sorted(record["trials"], key=lambda t: t["temperature"])
+    brief = {"command": record["provenance"]["command_line"], "mpi_ranks": record["provenance"]["mpi_ranks"],
+             "T_m_K": record.get("T_m"), "T_m_err_K": record.get("T_m_err"), "error": record.get("error"),
+             "order_parameter": record["order_parameter"], "heating_ramp_melts_at_K": record["ramps"]["heating_melts_at"],
+             "molecules_intact": record.get("molecules_intact"),
+             "trials": [{k: t.get(k) for k in ("temperature", "verdict", "rate", "rate_error", "molecules_intact")}
+                        for t in trials]}
+    return brief
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
     p.add_argument("--size", default="small")
+    p.add_argument("--xtb", default="data/xtb_elastic_free.json", help="check_elastic_xtb.py --free output")
+    p.add_argument("--xtb-symmetric", default="data/xtb_elastic.json", help="check_elastic_xtb.py output")
+    p.add_argument("--melt", default="../../tests/data/urea_melt", help="the README's urea melt run")
     p.add_argument("--out", default="../../mlipprops/data/urea_allegro.json")
     args = p.parse_args()
     from train import SIZES
 
     relaxed = read("data/relaxed.extxyz")
     a, _, c = relaxed.cell.lengths() / 2  # the 2x2x2 supercell
-    xtb = json.load(open("data/xtb_elastic.json"))
+    xtb, symmetric = json.load(open(args.xtb)), json.load(open(args.xtb_symmetric))
     card = {
         "model": "urea_allegro.nequip.pth",
         "architecture": {"code": "nequip 0.19.1 + nequip-allegro 0.8.3, TorchScript", "r_max_A": 5.0,
@@ -65,10 +85,15 @@ def main():
         "training": {"runs": history(args.name), "last_run_validation": best_validation(args.name)},
         "heldout_errors": json.load(open("data/test_metrics.json")),
         "gfn2_xtb": {"relaxed_cell_A": {"a": a, "c": c}, "elastic_method": xtb["method"],
-                     "elastic_C_GPa": xtb["C_GPa"], "elastic_combinations_GPa": xtb["combinations_GPa"]},
+                     "elastic_C_GPa": xtb["C_GPa"], "elastic_combinations_GPa": xtb["combinations_GPa"],
+                     "saddle_check": xtb.get("saddle_check"),
+                     "symmetric": {"elastic_method": symmetric["method"], "elastic_C_GPa": symmetric["C_GPa"],
+                                   "elastic_combinations_GPa": symmetric["combinations_GPa"]}},
         "mlipprops_vs_gfn2_xtb": xtb.get("comparison"),
+        "mlipprops_vs_gfn2_xtb_symmetric": symmetric.get("comparison"),
         # the verdict of the README's main job and whether its relaxed structure is a minimum of the model
         "mlipprops_elastic": {k: xtb["mlipprops"].get(k) for k in ("stability", "saddle_check")},
+        "melting": melting(args.melt),
         "limits": ["GFN2-xTB level of theory, not experiment", "urea only (C, H, N, O in urea's bonding)",
                    "classical nuclei", "interactions beyond 5 A (dispersion tail) only effectively"],
     }
