@@ -36,7 +36,10 @@ RELAX_FLAGS = [
 ]
 SETTING_FLAGS = {
     "evaluate": [],
-    "relax": RELAX_FLAGS,
+    "relax": RELAX_FLAGS + [
+        ("--skip-minimum-check", "flag", "do not check that the relaxed structure is a minimum (the check rattles "
+                                         "the ions and relaxes again: a saddle held by symmetry ends lower)"),
+    ],
     "elastic": RELAX_FLAGS + [
         ("--strains", _strains, "strain amplitudes, comma separated; the smallest gives C, the next the truncation "
                                 "error"),
@@ -217,7 +220,18 @@ def _report_relax(r: dict) -> str:
             f"a b c = {a:.5f} {b:.5f} {c:.5f}  angles = {al:.3f} {be:.3f} {ga:.3f}"
             + (f"  density = {dens:.4f} g/cm3" if dens else "") +
             f"\nenergy = {r['energy']:.6f} {r['energy_unit']}, max |residual stress| = "
-            f"{max(abs(x) for x in r['residual_stress_GPa']):.2e} {r['units']}, max force = {r['max_force']:.2e}")
+            f"{max(abs(x) for x in r['residual_stress_GPa']):.2e} {r['units']}, max force = {r['max_force']:.2e}"
+            + _report_minimum(r.get("minimum_check")))
+
+
+def _report_minimum(m: dict | None) -> str:
+    if m is None:
+        return ""
+    head = "a minimum" if m["is_minimum"] else \
+        f"NOT a minimum ({'a shallow double well' if m['shallow'] else 'a saddle held by its symmetry'})"
+    return (f"\nminimum check: {head}: rattled by {m['rattle']:g} {m['length_unit']} and relaxed again, the ions "
+            f"moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by {m['energy_change_per_atom']:+.3g} "
+            f"{m['energy_unit']}/atom")
 
 
 def _report_elastic(r: dict) -> str:

@@ -77,6 +77,12 @@ def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarra
     return StiffnessEstimate(symmetrize(C_raw), C_err, C_raw, raw, parts)
 
 
+def energy_noise(E0: float, natoms: int) -> float:
+    """What two relaxations of one structure may differ by in energy: float32 models' rounding (2e-7 |E0|) and the
+    minimizer's tolerance (1e-6 per atom)."""
+    return 2e-7 * abs(E0) + 1e-6 * natoms
+
+
 def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.ndarray, natoms: int,
                  shallow_energy: float) -> dict:
     """Is the relaxed reference a minimum of the potential? cells: (strain name, amplitude, sign, energy of the
@@ -90,7 +96,7 @@ def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.nda
     `shallow`: the deepest drop is under shallow_energy per atom (k_B x 10 K, SHALLOW_SADDLE_TEMPERATURE): such a
     double well is averaged away by thermal motion at any working temperature (GFN2-xTB's urea: ~0.1 meV/atom);
     deeper, the crystal of this potential has another structure."""
-    tolerance = 2e-7 * abs(E0) + 1e-6 * natoms
+    tolerance = energy_noise(E0, natoms)
     pairs: dict[tuple, dict] = {}
     for name, amplitude, sign, energy, moved in cells:
         pairs.setdefault((name, amplitude), {})[sign] = (energy, moved)

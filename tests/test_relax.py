@@ -18,6 +18,7 @@ def test_relax_contract_and_values(tmp_path):
     assert all(k in r for k in CONTRACT)
     assert r["provenance"]["potential"]["pair_style"] == "sw" and r["settings"]["mode"] == "tri"
     assert r["converged"] and r["rounds"] >= 1 and "relaxed in" in proc.stdout
+    assert r["minimum_check"]["is_minimum"] and "minimum check: a minimum" in proc.stdout
     assert max(map(abs, r["residual_stress_GPa"])) < 1e-3 and r["max_force"] < 1e-4
     a0 = 5.431
     assert r["lattice"] == pytest.approx([a0 / 2**0.5] * 3 + [60.0] * 3, abs=2e-3)
@@ -50,3 +51,31 @@ def test_iso_mode_keeps_the_shape(tmp_path):
     a, b, c = r["lattice"][:3]
     assert b / a == pytest.approx(1.02, rel=1e-9)
     assert abs(sum(r["residual_stress_GPa"][:3])) / 3 < 1e-3
+
+
+def test_minimum_check_finds_a_saddle_held_by_symmetry(tmp_path):
+    """Simple cubic Lennard-Jones: every force vanishes by symmetry, so the relaxation stops on it, yet it is a
+    saddle (rattled ions slide into a close packing, 2 epsilon/atom lower): relax must say it is not a minimum, in
+    relax.json, on stdout and in a warning. fcc, a minimum, passes; --skip-minimum-check skips."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    cases = {"sc": Atoms("Ar", cell=np.eye(3) * 1.1, pbc=True).repeat(3),
+             "fcc": bulk("Ar", "fcc", a=1.55, cubic=True).repeat(2)}
+    lj = ("--units", "lj", "--pair-style", "lj/cut 2.5", "--pair-coeff", "* * 1.0 1.0")
+    found = {}
+    for name, atoms in cases.items():
+        atoms.write(tmp_path / f"{name}.extxyz")
+        proc = run_cli("relax", "--structure", tmp_path / f"{name}.extxyz", *lj, "--out", tmp_path / name)
+        r = load(tmp_path / name / "relax.json")
+        assert r["converged"]
+        found[name] = (r["minimum_check"], proc)
+    sc, proc = found["sc"]
+    assert not sc["is_minimum"] and sc["shallow"] is False and sc["energy_change_per_atom"] < -1.0
+    assert sc["max_ion_displacement"] > 0.1
+    assert "NOT a minimum (a saddle held by its symmetry)" in proc.stdout and "not a minimum" in proc.stderr
+    fcc, proc = found["fcc"]
+    assert fcc["is_minimum"] and fcc["shallow"] is None and abs(fcc["energy_change"]) <= fcc["allowed"]
+    assert fcc["max_ion_displacement"] < 1e-3 and "minimum check: a minimum" in proc.stdout
+    run_cli("relax", "--structure", tmp_path / "fcc.extxyz", *lj, "--skip-minimum-check", "--out", tmp_path / "s")
+    assert load(tmp_path / "s" / "relax.json")["minimum_check"] is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ase import Atoms
@@ -206,7 +206,7 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     groups = run.groups(6 * len(settings.strains), system.natoms)
     relax_settings = settings.relax()
     checkpoints = run.checkpoints("elastic", system, groups, settings.at_zero_kelvin(),
-                                  asdict(relax_settings) if relax_settings else None)
+                                  relax_settings.fingerprint() if relax_settings else None)
     with system.open_engine(groups.comm, run.log_path(groups)) as engine:
         if relax_settings is not None:
             relax_record = outcome_record(system, relax_in_place(engine, relax_settings))

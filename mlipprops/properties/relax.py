@@ -25,11 +25,19 @@ class RelaxSettings:
     stress_tol: float = 1e-3       # report units
     force_tol: float = 1e-4        # LAMMPS force units
     max_rounds: int = 30
+    skip_minimum_check: bool = False  # else: rattle the relaxed ions and relax again (minimum_check)
 
     def for_system(self, system) -> "RelaxSettings":
         from mlipprops.structure import is_orthogonal
         mode = self.relax_mode or ("aniso" if is_orthogonal(system.atoms.cell[:]) else "tri")
         return replace(self, relax_mode=mode)
+
+    def fingerprint(self) -> dict:
+        """What a relaxation inside another property depends on (that property's checkpoints keep it): the
+        minimum check is the relax property's own."""
+        record = asdict(self)
+        del record["skip_minimum_check"]
+        return record
 
     def check(self, system) -> None:
         if self.relax_mode not in MODE_COMPONENTS:
@@ -124,6 +132,48 @@ def relax_ions(engine: Engine, force_tol: float, max_rounds: int = 5, dmax: floa
     return fmax
 
 
+# The minimum check's rattle (length units, seeded): it breaks any symmetry that holds a saddle, and a harmonic well
+# pulls the ions back from it
+MINIMUM_CHECK_RATTLE = 0.01
+MINIMUM_CHECK_SEED = 20261202
+
+
+def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome) -> dict:
+    """Is the relaxed state a minimum? A structure can be a saddle held by its symmetry: its forces vanish by
+    symmetry, so a minimizer started on it cannot leave it. Rattled ions break the symmetry; relaxed again (cell
+    too, as before), they return to it from inside a well, or slide off a saddle into a state below it. Compared:
+    the enthalpy E + P V at the target pressure, allowed the energy noise of two relaxations. The engine is left
+    in the relaxed state."""
+    from mlipprops import stiffness
+    units = engine.units
+    pressure = settings.pressure / units.gpa_per_energy_density  # energy per volume
+    volume = abs(np.linalg.det(engine.cell()))
+    state = engine.save_state()
+    rng = np.random.default_rng(MINIMUM_CHECK_SEED)
+    engine.restore_state(replace(state, positions=state.positions +
+                                 rng.normal(0.0, MINIMUM_CHECK_RATTLE, state.positions.shape)))
+    again = relax_in_place(engine, settings)
+    after = engine.save_state()
+    change = again.energy - relaxed.energy + pressure * (abs(np.linalg.det(after.cell)) - volume)
+    # how far the ions went: fractional displacements (the drift of the whole crystal removed) in the relaxed cell
+    moved = after.positions @ np.linalg.inv(after.cell) - state.positions @ np.linalg.inv(state.cell)
+    moved = (moved - moved.mean(axis=0)) @ state.cell
+    natoms = len(state.positions)
+    allowed = stiffness.energy_noise(relaxed.energy, natoms)
+    engine.restore_state(state)
+    engine.evaluate()
+    change = float(change)
+    is_minimum = change >= -allowed
+    return {"rattle": MINIMUM_CHECK_RATTLE, "seed": MINIMUM_CHECK_SEED, "energy_change": change,
+            "energy_change_per_atom": change / natoms, "allowed": allowed, "energy_unit": units.energy_unit,
+            "length_unit": "sigma" if units.reduced else "A",
+            "max_ion_displacement": float(np.linalg.norm(moved, axis=1).max()),
+            "cell_change": float(np.abs(np.linalg.solve(state.cell, after.cell) - np.eye(3)).max()),
+            "converged": again.converged, "is_minimum": bool(is_minimum),
+            "shallow": None if is_minimum else bool(-change / natoms <
+                                                    units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced])}
+
+
 def outcome_record(system, outcome: RelaxOutcome) -> dict:
     """The relaxation in the input frame (Voigt), for elastic.json's `relaxed.relaxation`."""
     return {"rounds": outcome.rounds, "converged": outcome.converged, "max_force": outcome.max_force,
@@ -144,6 +194,7 @@ class RelaxResult:
     max_force = property(lambda self: self.record["max_force"])
     lattice = property(lambda self: self.record["lattice"])
     density_g_cm3 = property(lambda self: self.record["density_g_cm3"])
+    minimum_check = property(lambda self: self.record.get("minimum_check"))
 
     def to_dict(self) -> dict:
         return self.record
@@ -161,6 +212,8 @@ def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
     with system.open_engine(run.world, run.log_path()) as engine:
         outcome = relax_in_place(engine, settings)
         state = engine.save_state()
+        check = None if settings.skip_minimum_check or not outcome.converged else \
+            minimum_check(engine, settings, outcome)
         version = engine.version()
     if run.world.Get_rank() != 0:
         return None
@@ -172,9 +225,16 @@ def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
         outcome.converged, _settings_record(settings))
     record["structure_files"] = outputs.structure_files("relaxed")
     record["source"] = system.source
+    record["minimum_check"] = check
     run.stamp(record, system.potential, 1, version)
+    from mlipprops.errors import warn
+    if check is not None and not check["is_minimum"]:
+        warn(f"the relaxed structure is not a minimum of the potential: rattled by {check['rattle']:g} and relaxed "
+             f"again, the ions moved {check['max_ion_displacement']:.3g} {check['length_unit']} into a state "
+             f"{-check['energy_change_per_atom']:.3g} {check['energy_unit']}/atom lower"
+             f"{' (a shallow double well)' if check['shallow'] else ''}: it is a saddle held by its symmetry "
+             "(minimum_check in relax.json)")
     if not outcome.converged:
-        from mlipprops.errors import warn
         warn(f"the relaxation did not converge in {outcome.rounds} rounds (max force {outcome.max_force:.2e}, "
              "residual stress in relax.json): raise --max-rounds, or loosen --stress-tol/--force-tol")
     return RelaxResult(record, atoms)
@@ -191,7 +251,9 @@ def relax(atoms, potential, *, out: str | None = None, np: int | None = None, qu
           **settings) -> RelaxResult:
     """Relax cell and ions at a target pressure. Keywords as the CLI flags: pressure (GPa, default 0),
     relax_mode (iso/aniso/tri; default tri for a triclinic cell, else aniso), stress_tol (1e-3 GPa), force_tol
-    (1e-4 eV/A), max_rounds (30). `out`: keep logs there; `np`: MPI ranks."""
+    (1e-4 eV/A), max_rounds (30), skip_minimum_check (False: the relaxed ions are rattled and relaxed again to
+    find out whether the structure is a minimum or a saddle held by its symmetry; relax.json `minimum_check`).
+    `out`: keep logs there; `np`: MPI ranks."""
     import sys
 
     from mlipprops.run import Options, execute, settings_from

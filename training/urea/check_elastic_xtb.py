@@ -30,11 +30,11 @@ import numpy as np
 
 from mlipprops.tensors import tetragonal_combinations
 
-STRAINS = {"e1": 0, "e3": 2, "e4": 3, "e6": 5}  # Voigt index of each applied strain
+STRAINS = {"e4": 3, "e1": 0, "e6": 5, "e3": 2}  # Voigt index of each applied strain (the soft ones first)
 
 
 def strained_stress(relaxed_path: str, component: int, amount: float, fmax: float, rattle: float = 0.0,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, log: str | None = None) -> dict:
     """Stress (GPa, Voigt, tensile > 0) and energy (eV) of the relaxed cell under one Voigt strain, ions relaxed:
     inside the strained cell's symmetry, or (rattle > 0) freely from a rattled start."""
     from ase.constraints import FixSymmetry
@@ -54,7 +54,7 @@ def strained_stress(relaxed_path: str, component: int, amount: float, fmax: floa
         atoms.rattle(stdev=rattle, seed=seed)
     else:
         atoms.set_constraint(FixSymmetry(atoms))
-    opt = BFGS(atoms, logfile=None)
+    opt = BFGS(atoms, logfile=log)
     converged = opt.run(fmax=fmax, steps=1000)
     stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)
     return {"component": component, "amount": amount, "stress_GPa": stress.tolist(), "steps": opt.nsteps,
@@ -120,7 +120,7 @@ def main():
     p.add_argument("--fmax", type=float, default=0.003, help="ion relaxation threshold, eV/A")
     p.add_argument("--free", action="store_true", help="relax the ions freely from a rattled start, as mlipprops "
                    "does (default: inside the strained cell's symmetry)")
-    p.add_argument("--rattle", type=float, default=0.02, help="with --free: rattle of the start, A")
+    p.add_argument("--rattle", type=float, default=0.01, help="with --free: rattle of the start, A")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--mlipprops", help="mlipprops elastic.json of the bundled model, to compare with")
     p.add_argument("--out", help="default data/xtb_elastic.json, with --free data/xtb_elastic_free.json")
@@ -139,7 +139,7 @@ def main():
             for name, comp in STRAINS.items() for sign in "+-" if f"{name}{sign}" not in runs]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(strained_stress, args.relaxed, comp, amount, args.fmax, rattle,
-                               2026 + 10 * comp + (amount > 0)): key
+                               2026 + 10 * comp + (amount > 0), f"{args.out}.{key}.log"): key
                    for key, comp, amount in todo}
         for fut in as_completed(futures):
             key = futures[fut]
