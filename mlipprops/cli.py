@@ -260,8 +260,10 @@ def stability_text(s: dict, unit: str) -> str:
     if s.get("saddle"):  # stiffness.saddle_check: before any eigenvalue, the structure itself
         d = s["saddle"]
         head = "MARGINAL: a shallow saddle" if d["shallow"] else "UNSTABLE"
-        return (f"Born stability: {head}: the relaxed structure is not a minimum of this potential. Under the strain "
-                f"{d['strain']} (+-{100 * d['amplitude']:g} %)\n  the ions moved up to {d['max_ion_displacement']:.3g} A "
+        how = f"Under the strain {d['strain']} (+-{100 * d['amplitude']:g} %)" if d["found_by"] == "strain" else \
+            f"Rattled and relaxed again (the cell changed by up to {100 * d['cell_change']:.3g} %),"
+        return (f"Born stability: {head}: the relaxed structure is not a minimum of this potential. {how}\n  the "
+                f"ions moved up to {d['max_ion_displacement']:.3g} A "
                 f"into a state {-d['energy_change_per_atom']:.3g} {d['energy_unit']}/atom below it: it is a saddle "
                 "held by its symmetry, and C is\n  measured across a change of structure, not as a linear response "
                 f"(softest eigenvalue {lam} along {s['softest_strain_text']}).")

@@ -80,13 +80,24 @@ def elastic_record(result: dict, atoms: Atoms, units: Units, source: str) -> dic
     est = result["estimate"]
     summary = stiffness_summary(est.C, est.C_err, result["reference_stress"])
     saddle = {**result["saddle"], "energy_unit": units.energy_unit}
-    if not saddle["reference_is_minimum"]:  # C of a structure that is not a minimum: not a linear response
-        summary["stability"] = {**summary["stability"], "verdict": "marginal" if saddle["shallow"] else "unstable",
-                                "saddle": {**saddle["lowest"], "energy_unit": units.energy_unit,
-                                           "shallow": saddle["shallow"]}}
+    minimum = result.get("minimum")
+    # C of a structure that is not a minimum is not a linear response: the deepest state found below it, by the
+    # strained cells (stiffness.saddle_check) or by the rattled relaxation (relax.minimum_check), decides
+    found = []
+    if not saddle["reference_is_minimum"]:
+        found.append({**saddle["lowest"], "shallow": saddle["shallow"], "found_by": "strain"})
+    if minimum is not None and not minimum["is_minimum"]:
+        found.append({"strain": None, "amplitude": None, **{k: minimum[k] for k in (
+            "energy_change", "energy_change_per_atom", "max_ion_displacement", "cell_change", "shallow")},
+            "found_by": "rattle"})
+    if found:
+        low = min(found, key=lambda d: d["energy_change_per_atom"])
+        summary["stability"] = {**summary["stability"], "verdict": "marginal" if low["shallow"] else "unstable",
+                                "saddle": {**low, "energy_unit": units.energy_unit}}
     return {
         "property": "elastic", "method": "finite_deformation_0K", "units": units.stress_unit,
         "convention": CONVENTION, "C": est.C, "C_err": est.C_err, **summary, "saddle_check": saddle,
+        "minimum_check": minimum,
         "C_err_parts": est.parts, "C_unsymmetrized": est.C_raw,
         "C_by_amplitude": {f"{d:g}": c for d, c in est.by_amplitude.items()},
         "strain_amplitudes": result["settings"]["amplitudes"], "relaxed_ions": result["settings"]["relaxed_ions"],

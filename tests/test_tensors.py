@@ -287,3 +287,35 @@ def test_the_report_flags_averages_of_a_tensor_that_is_not_positive_definite():
         record = {"units": "GPa", "C": C, "C_err": np.zeros((6, 6)), "moduli": summary["moduli"],
                   "stability": summary["stability"]}
         assert ("not positive definite" in cli._report_elastic(record)) == flagged
+
+
+def test_the_deeper_of_the_strain_and_rattle_checks_decides_the_verdict():
+    """elastic runs both checks: the strained cells find a saddle whose soft mode a strain couples to, the rattled
+    relaxation finds a lower structure elsewhere (the first urea models: a shallow drop under e1, and an
+    orthorhombic cell 7 meV/atom lower). The deeper one decides the verdict and is the one reported."""
+    from ase.build import bulk
+
+    from mlipprops import cli, outputs
+    from mlipprops.units import UNITS
+
+    C = cubic(150.0, 75.0, 55.0)
+    strains = np.eye(6) * 0.005
+    est = stiffness.estimate({0.005: (strains @ C, -strains @ C)}, np.zeros(6))
+    cells = [("e4", 0.005, sign, -40.0 - 8 * 5e-5, 0.1) for sign in (1, -1)]  # 5e-5 eV/atom below: shallow
+    saddle = stiffness.saddle_check(-40.0, cells, 20.0 / 160.2, np.zeros(6), 8, SHALLOW)
+
+    def record(minimum):
+        return outputs.elastic_record({"estimate": est, "energy": -40.0, "reference_stress": np.zeros(6),
+                                       "relax": None, "max_force_strained": 1e-5, "saddle": saddle,
+                                       "minimum": minimum, "settings": {"amplitudes": (0.005,), "relaxed_ions": True}},
+                                      bulk("Si", cubic=True), UNITS["metal"], "x")
+    deep = {"is_minimum": False, "energy_change": -0.056, "energy_change_per_atom": -0.007,
+            "max_ion_displacement": 0.24, "cell_change": 0.19, "shallow": False}
+    r = record(deep)
+    assert r["stability"]["verdict"] == "unstable" and r["stability"]["saddle"]["found_by"] == "rattle"
+    assert r["minimum_check"] == deep
+    text = cli.stability_text(r["stability"], "GPa")
+    assert "UNSTABLE" in text and "Rattled and relaxed again (the cell changed by up to 19 %)" in text
+    r = record({**deep, "is_minimum": True, "energy_change": 0.0, "energy_change_per_atom": 0.0, "shallow": None})
+    assert r["stability"]["verdict"] == "marginal" and r["stability"]["saddle"]["found_by"] == "strain"
+    assert "Under the strain e4 (+-0.5 %)" in cli.stability_text(r["stability"], "GPa")

@@ -16,7 +16,7 @@ from ase import Atoms
 
 from mlipprops import outputs, stiffness, tensors
 from mlipprops.errors import InputError
-from mlipprops.properties.relax import RelaxSettings, outcome_record, relax_in_place, relax_ions
+from mlipprops.properties.relax import RelaxSettings, minimum_check, outcome_record, relax_in_place, relax_ions
 
 METHODS = ("born", "fluctuation", "deformation")
 RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds")
@@ -208,8 +208,12 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     checkpoints = run.checkpoints("elastic", system, groups, settings.at_zero_kelvin(),
                                   relax_settings.fingerprint() if relax_settings else None)
     with system.open_engine(groups.comm, run.log_path(groups)) as engine:
+        minimum = None
         if relax_settings is not None:
-            relax_record = outcome_record(system, relax_in_place(engine, relax_settings))
+            outcome = relax_in_place(engine, relax_settings)
+            relax_record = outcome_record(system, outcome)
+            # the strains below find a saddle whose soft mode they couple to; a rattled relaxation finds the others
+            minimum = minimum_check(engine, relax_settings, outcome) if outcome.converged else None
         else:
             engine.evaluate()
             relax_record = None
@@ -258,6 +262,7 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     record = outputs.elastic_record({
         "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
         "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,
+        "minimum": minimum,
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
         atoms, units, system.source)
     record["strained_cells"] = {"run": [f"e{j + 1}" for j in components],
@@ -266,12 +271,13 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
                                 "count": 2 * len(components) * len(settings.strains)}
     record["structure_files"] = outputs.structure_files("relaxed")
     run.stamp(record, system.potential, groups.count, version)
-    if not saddle["reference_is_minimum"]:
+    low = record["stability"].get("saddle")
+    if low is not None:
         from mlipprops.errors import warn
-        low = saddle["lowest"]
-        warn(f"the relaxed structure is not a minimum of the potential: the {low['strain']} strain let the ions "
-             f"move {low['max_ion_displacement']:.3g} A into a state {-low['energy_change_per_atom']:.3g} "
-             f"{units.energy_unit}/atom lower; C is not a linear response (saddle_check in "
+        how = f"the {low['strain']} strain" if low["found_by"] == "strain" else "rattled and relaxed again, it"
+        warn(f"the relaxed structure is not a minimum of the potential: {how} let the ions move "
+             f"{low['max_ion_displacement']:.3g} A into a state {-low['energy_change_per_atom']:.3g} "
+             f"{units.energy_unit}/atom lower; C is not a linear response (saddle_check, minimum_check in "
              "elastic.json)")
     return ElasticResult(record, atoms)
 

@@ -21,6 +21,14 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           supercells, and a rattled copy of each (sigma 0.01 A): where the model's ions go under strain, which is
           where its relaxed-ion C comes from (urea's soft NH2 mode makes the relaxation land in different places
           for +-e1 and for different starting points). Active learning on the property itself.
+  phase   where a model's crystal goes and GFN2-xTB's does not (--model): the tetragonal cell relaxed by the
+          model, its ions rattled (0.01 A, several seeds) and relaxed again with the cell, as mlipprops relax's
+          minimum check does, in the 16-atom cell and in the 2x2x2 supercell; a model with a spurious lower
+          structure slides into it (the first models: an orthorhombic cell 18 % off, 7-9 meV/atom below the
+          tetragonal one, where GFN2-xTB puts it 5 meV/atom above). Images along the straight path from the
+          tetragonal structure to each one found (cell and fractional coordinates interpolated), with rattled
+          copies, and snapshots of the model's NPT crystal at 300 and 500 K (where its lattice drifts the same
+          way). Active learning on the model's wrong minima.
   md      snapshots of molecular dynamics run with a first model (--model, trained on the stages above)
           through mlipprops' own LAMMPS engine: NPT solid at 100-400 K; NVT at 10 % expanded volume for a melt
           at 900 K and the liquid at 600 and 450 K. The model only proposes configurations; every label is
@@ -31,7 +39,7 @@ Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defa
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
 OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
 
-Usage:  python make_data.py relax|strain|rigid|near|md|elastic [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+Usage:  python make_data.py relax|strain|rigid|near|md|elastic|phase [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
                                                    [--jobs N] [--from-elastic DIR [DIR ...]]
 """
 from __future__ import annotations
@@ -235,6 +243,75 @@ def md_frames(relaxed, model: str, work: str):
     return frames, notes
 
 
+PHASE_SEEDS = 6  # rattled relaxations of the 16-atom cell (2 of the supercell)
+PHASE_IMAGES = (0.25, 0.5, 0.75, 1.0)  # along the path from the tetragonal structure to the model's other one
+PHASE_MD = [("phase-300K", 300.0, 6000, 12), ("phase-500K", 500.0, 6000, 12)]  # NPT, 1 fs, H mass 4
+
+
+def path_images(start, end, fractions):
+    """Structures on the straight line from start to end: cell and fractional coordinates (the end's taken by
+    minimum image from the start's) interpolated."""
+    f0 = start.get_scaled_positions(wrap=False)
+    df = end.get_scaled_positions(wrap=False) - f0
+    df -= np.round(df)
+    df -= df.mean(axis=0)  # no drift of the whole crystal
+    images = []
+    for x in fractions:
+        atoms = start.copy()
+        atoms.set_cell((1 - x) * start.cell.array + x * end.cell.array)
+        atoms.set_scaled_positions(f0 + x * df)
+        images.append(atoms)
+    return images
+
+
+def phase_frames(relaxed, model: str, work: str):
+    """The model's other minima and its drifting crystal (see the module docstring)."""
+    import mlipprops as mp
+    from mlipprops.system import System
+
+    potential = mp.Potential.model(model)
+    rng = np.random.default_rng(SEED + 4)
+    cell16, _ = mp.example("urea")
+    frames, notes = [], {"minima": []}
+    for label_, start, seeds in (("c16", cell16, PHASE_SEEDS), ("c128", relaxed.copy(), 2)):
+        tetragonal = mp.relax(start, potential, quiet=True, skip_minimum_check=True)
+        for k in range(seeds):
+            rattled = tetragonal.atoms.copy()
+            rattled.positions += np.random.default_rng(SEED + 10 * k).normal(0.0, 0.01, rattled.positions.shape)
+            other = mp.relax(rattled, potential, quiet=True, skip_minimum_check=True)
+            drop = (other.energy - tetragonal.energy) / len(rattled)
+            notes["minima"].append({"cell": label_, "seed": k, "energy_change_eV_per_atom": drop,
+                                    "lattice": other.lattice})
+            print(f"  {label_} seed {k}: {1000 * drop:+.2f} meV/atom, cell {np.round(other.lattice[:3], 3)}",
+                  flush=True)
+            if drop > -1e-4:  # came back: nothing to learn from this start
+                continue
+            for x, image in zip(PHASE_IMAGES, path_images(tetragonal.atoms, other.atoms, PHASE_IMAGES)):
+                big = image.repeat(REPEAT) if len(image) == 16 else image
+                tag = f"phase-{label_}-s{k}-{x:g}"
+                frames.append((tag, big))
+                shaken = big.copy()
+                shaken.positions += rng.normal(0.0, 0.02, size=big.positions.shape)
+                frames.append((tag + "-r", shaken))
+    symbols = sorted(set(relaxed.get_chemical_symbols()))
+    for i, (name, temperature, steps, n_snap) in enumerate(PHASE_MD):
+        system = System(relaxed.copy(), potential.with_types_for(symbols, model), model)
+        engine = system.open_engine(log_path=os.path.join(work, f"{name}.lammps.log"))
+        engine.command(f"mass {list(system.potential.type_symbols).index('H') + 1} 4.0")
+        engine.set_velocities(temperature, SEED + 50 + i)
+        every = steps // (2 * n_snap)  # the first half equilibrates
+        engine.md(steps // 2, "npt", temperature, 0.001, seed=SEED + 50 + i)
+        for k in range(n_snap):
+            engine.md(every, "npt", temperature, 0.001, seed=SEED + 500 + 100 * i + k)
+            snap = system.atoms_from_state(engine.save_state())
+            frames.append((f"{name}-{k}", snap))
+        engine.close()
+        lengths = snap.cell.lengths() / 2
+        notes[name] = {"last_cell_A": lengths.tolist()}
+        print(f"  {name}: last cell {np.round(lengths, 3)} A per 16-atom cell", flush=True)
+    return frames, notes
+
+
 def _label_one(item):
     fid, atoms, config_type = item
     frame = label(atoms, config_type)
@@ -265,12 +342,12 @@ def label_all(candidates, out: str, config_type: str, jobs: int = 1):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic", "phase"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
     p.add_argument("--near", type=int, default=300)
-    p.add_argument("--model", help="md stage: the first model, proposing configurations (written to "
+    p.add_argument("--model", help="md and phase stages: the model, proposing configurations (written to "
                                    "md_candidates.extxyz, which a rerun labels without the model)")
     p.add_argument("--jobs", type=int, default=1, help="labelling processes side by side")
     p.add_argument("--from-elastic", nargs="+", default=[], help="elastic stage: mlipprops elastic output folders")
@@ -296,6 +373,13 @@ def main():
             info = label_all(rigid_frames(relaxed, args.rigid), args.out, "rigid", args.jobs)
         elif args.stage == "near":
             info = label_all(near_frames(relaxed, args.near), args.out, "near", args.jobs)
+        elif args.stage == "phase":
+            if not args.model:
+                p.error("the phase stage needs --model (the model whose other minima are to be labelled)")
+            candidates, notes = phase_frames(relaxed, args.model, out_dir)
+            info = label_all(candidates, args.out, "phase", args.jobs)
+            info["models"] = sorted(set(manifest.get("phase", {}).get("models", [])) | {os.path.basename(args.model)})
+            info[os.path.basename(args.model)] = notes
         elif args.stage == "elastic":
             info = label_all(elastic_frames(args.from_elastic), args.out, "elastic", args.jobs)
             info["from"] = sorted(set(manifest.get("elastic", {}).get("from", []))
@@ -319,7 +403,7 @@ def main():
     if os.path.exists(args.out):
         frames = read(args.out, ":")
         manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames)
-                              for t in ("strain", "rigid", "near", "md", "elastic")}
+                              for t in ("strain", "rigid", "near", "md", "elastic", "phase")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
