@@ -260,12 +260,15 @@ def stability_text(s: dict, unit: str) -> str:
     if s.get("saddle"):  # stiffness.saddle_check: before any eigenvalue, the structure itself
         d = s["saddle"]
         head = "MARGINAL: a shallow saddle" if d["shallow"] else "UNSTABLE"
-        how = f"Under the strain {d['strain']} (+-{100 * d['amplitude']:g} %)" if d["found_by"] == "strain" else \
-            f"Rattled and relaxed again (the cell changed by up to {100 * d['cell_change']:.3g} %),"
+        if d["found_by"] == "strain":
+            how = f"Under the strain {d['strain']} (+-{100 * d['amplitude']:g} %)"
+            so = "C is\n  measured across a change of structure, not as a linear response"
+        else:
+            how = f"Rattled and relaxed again (the cell changed by up to {100 * d['cell_change']:.3g} %),"
+            so = "C is that\n  of a structure this potential does not hold, not of its crystal"
         return (f"Born stability: {head}: the relaxed structure is not a minimum of this potential. {how}\n  the "
-                f"ions moved up to {d['max_ion_displacement']:.3g} A "
-                f"into a state {-d['energy_change_per_atom']:.3g} {d['energy_unit']}/atom below it: it is a saddle "
-                "held by its symmetry, and C is\n  measured across a change of structure, not as a linear response "
+                f"ions moved up to {d['max_ion_displacement']:.3g} A into a state {-d['energy_change_per_atom']:.3g} "
+                f"{d['energy_unit']}/atom below it: it is a saddle held by its symmetry, and {so} "
                 f"(softest eigenvalue {lam} along {s['softest_strain_text']}).")
     if s["verdict"] == "stable":
         return f"Born stability: stable (smallest eigenvalue {lam})"
