@@ -286,10 +286,17 @@ def phase_frames(relaxed, model: str, work: str):
                   flush=True)
             if drop > -1e-4:  # came back: nothing to learn from this start
                 continue
+            # the same minimum again (in either orientation, or the supercell of one found): its path images are
+            # the same frames up to symmetry, so only their rattled copies are new
+            key = (round(1000 * drop, 2), tuple(np.round(sorted(np.array(other.lattice[:3]) /
+                                                                 (1 if len(rattled) == 16 else 2)), 2)))
+            seen = key in notes.setdefault("seen", set())
+            notes["seen"].add(key)
             for x, image in zip(PHASE_IMAGES, path_images(tetragonal.atoms, other.atoms, PHASE_IMAGES)):
                 big = image.repeat(REPEAT) if len(image) == 16 else image
                 tag = f"phase-{label_}-s{k}-{x:g}"
-                frames.append((tag, big))
+                if not seen:
+                    frames.append((tag, big))
                 shaken = big.copy()
                 shaken.positions += rng.normal(0.0, 0.02, size=big.positions.shape)
                 frames.append((tag + "-r", shaken))
@@ -309,6 +316,7 @@ def phase_frames(relaxed, model: str, work: str):
         lengths = snap.cell.lengths() / 2
         notes[name] = {"last_cell_A": lengths.tolist()}
         print(f"  {name}: last cell {np.round(lengths, 3)} A per 16-atom cell", flush=True)
+    notes["distinct_minima"] = len(notes.pop("seen", ()))
     return frames, notes
 
 
