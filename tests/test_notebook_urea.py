@@ -59,6 +59,8 @@ def test_urea_notebook(monkeypatch, urea_dir):
     assert float(c33.group(1)) == pytest.approx(np.array(el0["C"])[2, 2], abs=0.01)
     assert f"Born stability: {el0['stability']['verdict']}" in text
     assert ("NOT a minimum of the model" in text) == (not el0["saddle_check"]["reference_is_minimum"])
+    assert ("minimum check: NOT a minimum" in text) == (not el0["minimum_check"]["is_minimum"])
+    assert f"{1000 * el0['minimum_check']['energy_change_per_atom']:+.3f} meV/atom" in text
     m = re.search(r"C33\s+" + FLOAT + r"\s+" + FLOAT + r" ±", text)  # the 0 K vs 300 K table
     assert float(m.group(2)) == pytest.approx(np.array(elT["C"])[2, 2], abs=0.01)
     if "T_m" in melt:

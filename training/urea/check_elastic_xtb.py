@@ -170,7 +170,8 @@ def main():
         result["mlipprops"] = {"source": args.mlipprops, "C_GPa": Cm.tolist(), "C_err_GPa": record["C_err"],
                                "stability": {k: record["stability"][k] for k in
                                              ("verdict", "softest_strain_text", "saddle") if k in record["stability"]},
-                               "saddle_check": record.get("saddle_check")}
+                               "saddle_check": record.get("saddle_check"),
+                               "minimum_check": record.get("minimum_check")}
         result["comparison"] = compare(tetragonal_combinations(C), tetragonal_combinations(Cm),
                                        propagated_errors(Cm, np.array(record["C_err"])))
         # C13 from the e3 strain alone (sigma1 / e3), which keeps the tetragonal symmetry: an e1 strain can set off

@@ -92,7 +92,7 @@ def main():
         "mlipprops_vs_gfn2_xtb": xtb.get("comparison"),
         "mlipprops_vs_gfn2_xtb_symmetric": symmetric.get("comparison"),
         # the verdict of the README's main job and whether its relaxed structure is a minimum of the model
-        "mlipprops_elastic": {k: xtb["mlipprops"].get(k) for k in ("stability", "saddle_check")},
+        "mlipprops_elastic": {k: xtb["mlipprops"].get(k) for k in ("stability", "saddle_check", "minimum_check")},
         "melting": melting(args.melt),
         "limits": ["GFN2-xTB level of theory, not experiment", "urea only (C, H, N, O in urea's bonding)",
                    "classical nuclei", "interactions beyond 5 A (dispersion tail) only effectively"],
