@@ -230,8 +230,8 @@ def _report_minimum(m: dict | None) -> str:
     head = "a minimum" if m["is_minimum"] else \
         f"NOT a minimum ({'a shallow double well' if m['shallow'] else 'a saddle held by its symmetry'})"
     return (f"\nminimum check: {head}: rattled by {m['rattle']:g} {m['length_unit']} and relaxed again, the ions "
-            f"moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by {m['energy_change_per_atom']:+.3g} "
-            f"{m['energy_unit']}/atom")
+            f"moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by "
+            f"{m['energy_change_per_atom']:+.3g} {m['energy_unit']}/atom")
 
 
 def _report_elastic(r: dict) -> str:

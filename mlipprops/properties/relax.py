@@ -154,7 +154,7 @@ def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome
                                  rng.normal(0.0, MINIMUM_CHECK_RATTLE, state.positions.shape)))
     again = relax_in_place(engine, settings)
     after = engine.save_state()
-    change = again.energy - relaxed.energy + pressure * (abs(np.linalg.det(after.cell)) - volume)
+    change = float(again.energy - relaxed.energy + pressure * (abs(np.linalg.det(after.cell)) - volume))
     # how far the ions went: fractional displacements (the drift of the whole crystal removed) in the relaxed cell
     moved = after.positions @ np.linalg.inv(after.cell) - state.positions @ np.linalg.inv(state.cell)
     moved = (moved - moved.mean(axis=0)) @ state.cell
@@ -162,16 +162,15 @@ def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome
     allowed = stiffness.energy_noise(relaxed.energy, natoms)
     engine.restore_state(state)
     engine.evaluate()
-    change = float(change)
     is_minimum = change >= -allowed
+    shallow = units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced]  # per atom
     return {"rattle": MINIMUM_CHECK_RATTLE, "seed": MINIMUM_CHECK_SEED, "energy_change": change,
             "energy_change_per_atom": change / natoms, "allowed": allowed, "energy_unit": units.energy_unit,
             "length_unit": "sigma" if units.reduced else "A",
             "max_ion_displacement": float(np.linalg.norm(moved, axis=1).max()),
             "cell_change": float(np.abs(np.linalg.solve(state.cell, after.cell) - np.eye(3)).max()),
             "converged": again.converged, "is_minimum": bool(is_minimum),
-            "shallow": None if is_minimum else bool(-change / natoms <
-                                                    units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced])}
+            "shallow": None if is_minimum else bool(-change / natoms < shallow)}
 
 
 def outcome_record(system, outcome: RelaxOutcome) -> dict:
