@@ -78,23 +78,29 @@ def test_readme_main_job_gives_the_model_card_tensor(tmp_path):
     cell = rec["relaxed"]["lattice"]
     ref = CARD["gfn2_xtb"]["relaxed_cell_A"]
     assert cell[0] == pytest.approx(ref["a"], rel=0.01) and cell[2] == pytest.approx(ref["c"], rel=0.01)
-    # is the relaxed structure a minimum of the model? (strained cells relaxed below it: a saddle held by symmetry)
-    # the run finds what the card says, strain by strain
+    # is the relaxed structure a minimum of the model? (strained cells relaxed below it, or its rattled ions: a
+    # saddle held by symmetry) the run finds what the card says, strain by strain and rattled
     found, card_check = rec["saddle_check"], CARD["mlipprops_elastic"]["saddle_check"]
     assert found["reference_is_minimum"] == card_check["reference_is_minimum"]
     assert [(r["strain"], r["below_reference"]) for r in found["strains"]] == \
         [(r["strain"], r["below_reference"]) for r in card_check["strains"]]
     assert found["shallow"] == card_check["shallow"]
-    stability = rec["stability"]
-    if not found["reference_is_minimum"]:
+    rattled, card_rattled = rec["minimum_check"], CARD["mlipprops_elastic"]["minimum_check"]
+    assert rattled["is_minimum"] == card_rattled["is_minimum"]
+    assert rattled["energy_change"] == pytest.approx(card_rattled["energy_change"], abs=1e-4)
+    stability, saddle = rec["stability"], rec["stability"].get("saddle")
+    card_saddle = CARD["mlipprops_elastic"]["stability"].get("saddle")
+    assert (saddle is None) == (card_saddle is None)
+    if saddle is not None:  # the deeper of the two findings decides
         assert "not a minimum of this potential" in proc.stdout
-        if found["shallow"]:  # a double well shallower than thermal motion (GFN2-xTB's own: ~0.1 meV/atom) along
+        assert (saddle["found_by"], saddle["shallow"]) == (card_saddle["found_by"], card_saddle["shallow"])
+        if saddle["shallow"]:  # a double well shallower than thermal motion (GFN2-xTB's own: ~0.1 meV/atom) along
             # the soft strain, which the verdict names
             assert stability["verdict"] == "marginal" and "MARGINAL: a shallow saddle" in proc.stdout
             assert stability["softest_strain_text"] == "0.71 e1 - 0.71 e2" and "0.71 e1 - 0.71 e2" in proc.stdout
         else:
             assert stability["verdict"] == "unstable" and "UNSTABLE" in proc.stdout
-            assert stability["saddle"]["max_ion_displacement"] > 0.05  # a change of structure, not a relaxation
+            assert saddle["max_ion_displacement"] > 0.05  # a change of structure, not a relaxation
     else:  # C11 - C12 is soft (GFN2-xTB: a shallow saddle): named with its strain, not a bare verdict
         assert stability["verdict"] in ("stable", "marginal")
         assert stability["softest_strain_text"] == "0.71 e1 - 0.71 e2"
