@@ -270,6 +270,7 @@ def phase_frames(relaxed, model: str, work: str):
     from mlipprops.system import System
 
     potential = mp.Potential.model(model)
+    stem = os.path.basename(model).split(".")[0]  # frame ids name the model: each model has its own wrong minima
     rng = np.random.default_rng(SEED + 4)
     cell16, _ = mp.example("urea")
     frames, notes = [], {"minima": []}
@@ -294,7 +295,7 @@ def phase_frames(relaxed, model: str, work: str):
             notes["seen"].add(key)
             for x, image in zip(PHASE_IMAGES, path_images(tetragonal.atoms, other.atoms, PHASE_IMAGES)):
                 big = image.repeat(REPEAT) if len(image) == 16 else image
-                tag = f"phase-{label_}-s{k}-{x:g}"
+                tag = f"phase-{stem}-{label_}-s{k}-{x:g}"
                 if not seen:
                     frames.append((tag, big))
                 shaken = big.copy()
@@ -311,7 +312,7 @@ def phase_frames(relaxed, model: str, work: str):
         for k in range(n_snap):
             engine.md(every, "npt", temperature, 0.001, seed=SEED + 500 + 100 * i + k)
             snap = system.atoms_from_state(engine.save_state())
-            frames.append((f"{name}-{k}", snap))
+            frames.append((f"{name}-{stem}-{k}", snap))
         engine.close()
         lengths = snap.cell.lengths() / 2
         notes[name] = {"last_cell_A": lengths.tolist()}
