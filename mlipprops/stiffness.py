@@ -116,3 +116,9 @@ def saddle_check(E0: float, cells: list[tuple], stress_energy: float, s0: np.nda
 
 
 SHALLOW_SADDLE_TEMPERATURE = {False: 10.0, True: 0.01}  # K; reduced (lj) units: 1 % of epsilon / k_B
+
+
+def shallow_energy(units) -> float:
+    """k_B x SHALLOW_SADDLE_TEMPERATURE per atom, in the units' energy: a drop below a structure shallower than this
+    is a double well that thermal motion averages away."""
+    return units.boltzmann * SHALLOW_SADDLE_TEMPERATURE[units.reduced]

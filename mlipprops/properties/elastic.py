@@ -258,7 +258,7 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     saddle = stiffness.saddle_check(energy, [(f"e{p.component + 1}", p.amplitude, sign, e, moved)
                                              for p, sign, _, _, e, moved in everything],
                                     atoms.get_volume() / units.gpa_per_energy_density, s0, len(atoms),
-                                    units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced])
+                                    stiffness.shallow_energy(units))
     record = outputs.elastic_record({
         "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
         "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,

@@ -163,14 +163,13 @@ def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome
     engine.restore_state(state)
     engine.evaluate()
     is_minimum = change >= -allowed
-    shallow = units.boltzmann * stiffness.SHALLOW_SADDLE_TEMPERATURE[units.reduced]  # per atom
     return {"rattle": MINIMUM_CHECK_RATTLE, "seed": MINIMUM_CHECK_SEED, "energy_change": change,
             "energy_change_per_atom": change / natoms, "allowed": allowed, "energy_unit": units.energy_unit,
             "length_unit": "sigma" if units.reduced else "A",
             "max_ion_displacement": float(np.linalg.norm(moved, axis=1).max()),
             "cell_change": float(np.abs(np.linalg.solve(state.cell, after.cell) - np.eye(3)).max()),
             "converged": again.converged, "is_minimum": bool(is_minimum),
-            "shallow": None if is_minimum else bool(-change / natoms < shallow)}
+            "shallow": None if is_minimum else bool(-change / natoms < stiffness.shallow_energy(units))}
 
 
 def outcome_record(system, outcome: RelaxOutcome) -> dict:
