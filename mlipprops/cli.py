@@ -57,7 +57,7 @@ SETTING_FLAGS = {
         ("--seed", int, "velocity and thermostat seed"),
     ],
     "melt": RELAX_FLAGS + [
-        ("--guess", float, "a rough T_m (K; lj reduced): brackets the search at +-15 %"),
+        ("--guess", float, "a rough T_m (K; lj reduced): brackets the search at +-15 %%"),
         ("--tmin", float, "lowest temperature to consider"),
         ("--tmax", float, "highest temperature to consider"),
         ("--timestep", float, "MD step (default 2 fs; with H 0.5 fs, or 1 fs with --hydrogen-mass 4 or more; lj "

@@ -56,3 +56,15 @@ def test_no_potential_and_bad_groups(si_file, tmp_path):
     _one_line_error(run_cli("relax", "--structure", si_file, check=False), "--pair-style")
     _one_line_error(run_cli("elastic", "--structure", si_file, *SI_SW, "--groups", "3", "--np", "2",
                             "--out", tmp_path, check=False), "--groups 3")
+
+
+def test_every_help_renders(capsys):
+    """`mlipprops CMD --help` must print, not crash: argparse formats help with %, so a literal % must be %%."""
+    from mlipprops.cli import build_parser
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict)).choices
+    for name in [None, *commands]:
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args([name, "--help"] if name else ["--help"])
+        assert stop.value.code == 0
+        assert "usage: mlipprops" in capsys.readouterr().out
