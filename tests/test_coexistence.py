@@ -100,3 +100,16 @@ def test_molecules_lost_needs_most_of_enough_trials():
     assert not cx.molecules_lost(trials(False, False, True, True))  # half is not most
     assert not cx.molecules_lost(trials(True, True, True, False, True))
     assert not cx.molecules_lost([{"temperature": 1000.0 + i, "verdict": cx.MELTS} for i in range(8)])
+
+
+def test_liquid_fraction_is_the_melt_at_its_least_ordered():
+    """The heating ramp's liquid, judged on the cooling ramp: a crystal that melted late (still 40 % solid-like as
+    the cooling starts, then molten) is a liquid; an order parameter that sees solid everywhere is not fooled."""
+    from mlipprops.properties.melt import COLUMNS, liquid_fraction
+    n = 48
+    late = np.concatenate([np.linspace(0.4, 0.02, 10), np.full(40, 0.02), np.linspace(0.02, 0.9, 30)]) * n
+    always = np.full(80, 0.9) * n
+    for nsolid, expected in ((late, 0.02), (always, 0.9)):
+        samples = np.zeros((len(nsolid), len(COLUMNS)))
+        samples[:, COLUMNS.index("nsolid")] = nsolid
+        assert liquid_fraction(samples, n) == pytest.approx(expected, abs=1e-9)

@@ -388,7 +388,16 @@ def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t
     nsolid = COLUMNS.index("nsolid")
     return {"t_start": t0, "t_end": t1, "heating_melts_at": melts_at, "cooling_crystallizes_at": freezes_at,
             "start_solid_fraction": float(heat[:5, nsolid].mean() / order["n_order"]),
-            "liquid_solid_fraction": float(cool[:5, nsolid].mean() / order["n_order"])}
+            "liquid_solid_fraction": liquid_fraction(cool, order["n_order"])}
+
+
+def liquid_fraction(cooling: np.ndarray, n_order: int, window: int = 5) -> float:
+    """Solid-like fraction of the liquid the heating ramp made: the least ordered stretch (`window` samples) of the
+    cooling ramp. Not its first samples: a crystal that melted late in the heating ramp goes on melting at the
+    start of the cooling ramp, and a criterion that cannot tell liquid from crystal stays high throughout."""
+    frac = cooling[:, COLUMNS.index("nsolid")] / n_order
+    k = min(window, len(frac))
+    return float(np.convolve(frac, np.ones(k) / k, mode="valid").min())
 
 
 def _trial(runner: MeltEngine, reference: State, temperature: float, s: MeltSettings, order: dict,
