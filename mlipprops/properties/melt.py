@@ -157,6 +157,7 @@ class MeltEngine:
         self.dt = settings.timestep
         engine.set_timestep(self.dt)
         self.superheated = None  # where the heating ramp melted the bulk crystal, once known
+        self.superheated_volume = None  # and the crystal's volume as it melted
 
     def sampled_run(self, name: str, steps: int, fixes: str, **values) -> np.ndarray:
         """`steps` of MD with the fixes of template `fixes`, sampled every sample_every steps into <name>.txt."""
@@ -169,6 +170,23 @@ class MeltEngine:
     def ramp(self, name: str, t0: float, t1: float) -> np.ndarray:
         return self.sampled_run(name, self.s.ramp_steps, "melt_ramp", t0=t0, t1=t1, pdamp=1000 * self.dt,
                                 seed=self.s.seed)
+
+    def melt_upper_half(self, hot: float, seed: int, volume_limit: float | None) -> float:
+        """Melt the upper half of the cell at `hot`, the lower half held, free to expand along z until the cell's
+        volume reaches `volume_limit` (None: no limit), then at fixed volume; returns the solid-like fraction."""
+        e, steps = self.engine, self.s.prepare_steps
+        e.command(template("melt_split", hot=float(hot), tdamp=100 * self.dt, seed=seed,
+                           z_half=float(0.5 * e.cell()[2, 2]), pressure=self.p_lammps, pdamp=1000 * self.dt))
+        done, chunk = 0, max(steps // 30, 1)
+        while done < steps:
+            if volume_limit is not None and abs(np.linalg.det(e.cell())) >= volume_limit:
+                e.command(template("melt_hold"))
+                chunk, volume_limit = steps - done, None
+            n = min(chunk, steps - done)
+            e.command(f"run {n}")
+            done += n
+        e.command("reset_timestep 0\nrun 0 post no")
+        return e.variable("mlp_nsolid") / self.order["n_order"]
 
     def coexistence(self, reference: State, temperature: float, seed: int, name: str, nph: bool = False):
         """Prepare a two-phase cell at `temperature` from the solid reference, run it, return its samples."""
@@ -187,11 +205,11 @@ class MeltEngine:
         # above the temperature where the bulk crystal melted on heating: below it, a crystal (a molecular one
         # above all) may keep its order for longer than the melting stage lasts
         hot = max(1.5 * temperature, 1.2 * (self.superheated or 0.0))
+        volume = abs(np.linalg.det(e.cell()))
+        # the upper half expands no further than to the density at which the heating ramp melted the crystal
+        limit = 0.5 * (volume + max(self.superheated_volume, volume)) if self.superheated_volume else None
         for _ in range(3):  # melt the upper half; hotter if it did not melt (a held crystal templates it)
-            e.command(template("melt_split", hot=float(hot), tdamp=100 * self.dt, seed=seed,
-                               z_half=float(0.5 * e.cell()[2, 2]), melt_steps=s.prepare_steps,
-                               pressure=self.p_lammps, pdamp=1000 * self.dt))
-            fraction = e.variable("mlp_nsolid") / self.order["n_order"]
+            fraction = self.melt_upper_half(hot, seed, limit)
             if fraction < 0.7:
                 break
             e.command(template("melt_unsplit"))
@@ -203,7 +221,7 @@ class MeltEngine:
                              "--prepare-steps (molecular crystals melt slowly)")
         # (far below T_m the liquid may recrystallize while it cools: the trial then shows a growing solid)
         e.command(template("melt_cool", temperature=float(temperature), tdamp=100 * self.dt, seed=seed,
-                           cool_steps=max(s.prepare_steps // 2, 1)))
+                           cool_steps=max(s.prepare_steps // 2, 1), pressure=self.p_lammps, pdamp=1000 * self.dt))
         e.command(template("melt_unsplit"))
         if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
             return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
@@ -215,15 +233,16 @@ def times_ps(samples: np.ndarray, timestep: float) -> np.ndarray:
     return samples[:, 0] * timestep
 
 
-def ramp_crossing(samples: np.ndarray, n_order: int, rising: bool) -> float | None:
-    """Temperature at which the solid fraction crosses 1/2 during a ramp (first crossing), or None."""
+def ramp_crossing(samples: np.ndarray, n_order: int, rising: bool, column: str = "temp") -> float | None:
+    """Temperature (or another column) at which the solid fraction crosses 1/2 during a ramp (first crossing), or
+    None."""
     frac = samples[:, COLUMNS.index("nsolid")] / n_order
-    temp = samples[:, COLUMNS.index("temp")]
+    value = samples[:, COLUMNS.index(column)]
     hits = np.flatnonzero(frac > 0.5) if rising else np.flatnonzero(frac < 0.5)
     if not hits.size:
         return None
     k = hits[0]
-    window = temp[max(k - 5, 0):k + 5]  # the instantaneous temperature is noisy: average around the crossing
+    window = value[max(k - 5, 0):k + 5]  # the instantaneous temperature is noisy: average around the crossing
     return float(window.mean())
 
 
@@ -290,7 +309,7 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
     t1 = s.tmax if s.tmax is not None else (2.0 * s.guess if s.guess else default_hi)
     ramps = _shared(groups, checkpoints, f"ramps_{t0:g}_{t1:g}", lambda: _ramps(runner, reference, order, s, t0, t1))
     record["ramps"] = ramps
-    runner.superheated = ramps["heating_melts_at"]
+    runner.superheated, runner.superheated_volume = ramps["heating_melts_at"], ramps.get("volume_at_melting")
     if ramps["start_solid_fraction"] < 0.7:
         raise InputError(f"{system.source} does not look crystalline at {ramps['t_start']:g} (solid-like fraction "
                          f"{ramps['start_solid_fraction']:.2f}): give a crystal, or check --order-species")
@@ -382,11 +401,13 @@ def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t
     e.set_velocities(t0, s.seed)
     heat = runner.ramp("heating_ramp", t0, t1)
     melts_at = ramp_crossing(heat, order["n_order"], rising=False)
+    volume = ramp_crossing(heat, order["n_order"], rising=False, column="vol")
     cool = runner.ramp("cooling_ramp", t1, t0)  # from the melt just made
     # freezing means something only if the heating ramp made a liquid
     freezes_at = ramp_crossing(cool, order["n_order"], rising=True) if melts_at is not None else None
     nsolid = COLUMNS.index("nsolid")
-    return {"t_start": t0, "t_end": t1, "heating_melts_at": melts_at, "cooling_crystallizes_at": freezes_at,
+    return {"t_start": t0, "t_end": t1, "heating_melts_at": melts_at, "volume_at_melting": volume,
+            "cooling_crystallizes_at": freezes_at,
             "start_solid_fraction": float(heat[:5, nsolid].mean() / order["n_order"]),
             "liquid_solid_fraction": liquid_fraction(cool, order["n_order"])}
 
