@@ -63,16 +63,16 @@ def test_readme_main_job_gives_the_model_card_tensor(tmp_path):
     for key in ("C33", "C44", "C66", "C13_from_e3"):
         assert model[key] == pytest.approx(card[key]["mlipprops_model"], abs=0.02), key
     assert model["C11+C12"] == pytest.approx(card["C11+C12"]["mlipprops_model"], abs=2 * C_err[0, 0] + 0.1)
-    # against direct GFN2-xTB: the accuracy the model card states for the strains that keep the tetragonal
-    # symmetry (C13 from e3 within 15 %, not the shear constants): a worse model or a broken pipeline fails here
+    # against direct GFN2-xTB: the accuracy the model card states (issue 13: 15 %; C44 is the card's known
+    # exception, 62 % stiff): a worse model or a broken pipeline fails here
     xtb = {k: row["gfn2_xtb"] for k, row in card.items()}
-    for key, bound in (("C33", 0.2), ("C13_from_e3", 0.16), ("C44", 0.5), ("C66", 0.3)):
+    for key, bound in (("C33", 0.15), ("C13_from_e3", 0.15), ("C44", 0.7), ("C66", 0.15)):
         assert abs(model[key] / xtb[key] - 1) < bound, (key, model[key], xtb[key])
     # what comes from e1 (the model's ions relax differently under +e1 and -e1): within the card's accuracy or
     # else the run's own error bars (propagated by sampling C within C_err) must cover the difference
     rng = np.random.default_rng(0)
     draws = [tensors.tetragonal_combinations(C + rng.normal(size=C.shape) * C_err) for _ in range(400)]
-    for key, bound in (("bulk_reuss", 0.15), ("C11+C12", 0.3)):
+    for key, bound in (("bulk_reuss", 0.15), ("bulk_voigt", 0.15), ("C11+C12", 0.15)):
         err = np.std([d[key] for d in draws])
         assert abs(model[key] - xtb[key]) < bound * xtb[key] + 2 * err, (key, model[key], err, xtb[key])
     cell = rec["relaxed"]["lattice"]
