@@ -2,7 +2,6 @@
 text run as LAMMPS commands. Each test is one of the findings, rerun."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 import torch
 from ase.build import bulk
 
-from conftest import C_of, MPIEXEC, SI_SW, load, run_cli
+from conftest import C_of, SI_SW, load, run_cli
 
 MODELS = Path(__file__).parent / "models"
 
