@@ -29,6 +29,10 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           tetragonal structure to each one found (cell and fractional coordinates interpolated), with rattled
           copies, and snapshots of the model's NPT crystal at 300 and 500 K (where its lattice drifts the same
           way). Active learning on the model's wrong minima.
+  hot     the model's own hot liquid (--model), where mlipprops melt makes its liquid half: NVT at 10-30 %
+          expanded volume (molecules moved rigidly), 1100 and 1300 K, snapshots every 0.5 ps, and where a
+          molecule breaks the configurations on the way to the break; the run goes on from the last whole state
+          (a model whose molecules break in the liquid half cannot give a coexistence melting point).
   md      snapshots of molecular dynamics run with a first model (--model, trained on the stages above)
           through mlipprops' own LAMMPS engine: NPT solid at 100-400 K; NVT at 10 % expanded volume for a melt
           at 900 K and the liquid at 600 and 450 K. The model only proposes configurations; every label is
@@ -39,7 +43,7 @@ Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defa
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
 OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
 
-Usage:  python make_data.py relax|strain|rigid|near|md|elastic|phase [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+Usage:  python make_data.py relax|strain|rigid|near|md|elastic|phase|hot [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
                                                    [--jobs N] [--from-elastic DIR [DIR ...]]
 """
 from __future__ import annotations
@@ -321,6 +325,76 @@ def phase_frames(relaxed, model: str, work: str):
     return frames, notes
 
 
+HOT_RUNS = [(v, t) for v in (1.10, 1.20, 1.30) for t in (1100.0, 1300.0)]  # (volume / crystal's, T in K)
+HOT_PS, HOT_EVERY_PS, HOT_CHECK_PS, HOT_BREAKS = 6.0, 0.5, 0.1, 4
+
+
+def expanded_rigidly(atoms, volume: float):
+    """The crystal with its cell scaled to `volume` times its own and each molecule moved with its centre, bonds
+    as they were (scaling every position stretches the bonds, and stretched bonds break in the first steps)."""
+    from mlipprops.molecules import molecule_labels
+
+    out = atoms.copy()
+    out.set_cell(atoms.cell * volume ** (1 / 3), scale_atoms=False)
+    labels = molecule_labels(atoms)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        xyz = atoms.positions[members]
+        xyz = xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+        out.positions[members] = xyz + (volume ** (1 / 3) - 1.0) * xyz.mean(axis=0)
+    return out
+
+
+def hot_frames(relaxed, model: str, work: str):
+    """The model's own hot liquid, where `mlipprops melt` makes its liquid half (1.2x the heating ramp's melting
+    point, the cell expanded up to the density at which the ramp melted: +31 % for urea_al4): NVT from the
+    rigidly expanded crystal at each (volume, T) of HOT_RUNS for HOT_PS (H mass 4, 1 fs), a snapshot every
+    HOT_EVERY_PS, every molecule checked every HOT_CHECK_PS. When one breaks, the two checks before it and the
+    broken state are kept (the configurations on the way to a break are where the model's barrier is too low),
+    and the run goes on from the last whole state with new velocities, HOT_BREAKS times at most."""
+    from mlipprops.molecules import composition
+    from mlipprops.potential import Potential
+    from mlipprops.system import System
+
+    symbols = sorted(set(relaxed.get_chemical_symbols()))
+    potential = Potential.model(model).with_types_for(symbols, model)
+    stem = os.path.basename(model).split(".")[0]
+    reference = composition(relaxed)
+    check, every = round(1000 * HOT_CHECK_PS), round(HOT_EVERY_PS / HOT_CHECK_PS)
+    frames, notes = [], {}
+    for i, (volume, temperature) in enumerate(HOT_RUNS):
+        name = f"hot-{stem}-{volume:g}V-{temperature:g}K"
+        system = System(expanded_rigidly(relaxed, volume), potential, model)
+        recent, breaks, kept = [], [], {fid for fid, _ in frames}
+        whole = None
+        with system.open_engine(log_path=os.path.join(work, f"{name}.lammps.log")) as engine:
+            engine.set_mass(list(potential.type_symbols).index("H") + 1, 4.0)
+            engine.set_velocities(temperature, SEED + 70 + i)
+            for k in range(1, round(HOT_PS / HOT_CHECK_PS) + 1):
+                engine.md(check, "nvt", temperature, 0.001, seed=SEED + 700 + 1000 * i + k)
+                state = engine.save_state()
+                snap = system.atoms_from_state(state)
+                recent = (recent + [(f"{name}-{k * HOT_CHECK_PS:.1f}ps", snap, state)])[-3:]
+                if composition(snap) != reference:
+                    breaks.append(round(k * HOT_CHECK_PS, 1))
+                    frames += [(fid, a) for fid, a, _ in recent if fid not in kept]
+                    kept |= {fid for fid, _, _ in recent}
+                    if len(breaks) == HOT_BREAKS or whole is None:
+                        break
+                    engine.restore_state(whole)  # new velocities from the last whole state
+                    engine.set_velocities(temperature, SEED + 7000 + 1000 * i + k)
+                    recent = []
+                    continue
+                whole = state
+                if k % every == 0 and recent[-1][0] not in kept:
+                    frames.append(recent[-1][:2])
+                    kept.add(recent[-1][0])
+        notes[name] = {"volume_ratio": volume, "temperature_K": temperature, "broken_at_ps": breaks}
+        print(f"  {name}: molecules broke at {breaks} ps" if breaks else
+              f"  {name}: all molecules whole for {HOT_PS:g} ps", flush=True)
+    return frames, notes
+
+
 def _label_one(item):
     fid, atoms, config_type = item
     frame = label(atoms, config_type)
@@ -351,7 +425,7 @@ def label_all(candidates, out: str, config_type: str, jobs: int = 1):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic", "phase"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic", "phase", "hot"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
@@ -389,6 +463,12 @@ def main():
             info = label_all(candidates, args.out, "phase", args.jobs)
             info["models"] = sorted(set(manifest.get("phase", {}).get("models", [])) | {os.path.basename(args.model)})
             info[os.path.basename(args.model)] = notes
+        elif args.stage == "hot":
+            if not args.model:
+                p.error("the hot stage needs --model (the model whose liquid is to be labelled)")
+            candidates, notes = hot_frames(relaxed, args.model, out_dir)
+            info = label_all(candidates, args.out, "hot", args.jobs)
+            info[os.path.basename(args.model)] = notes
         elif args.stage == "elastic":
             info = label_all(elastic_frames(args.from_elastic), args.out, "elastic", args.jobs)
             info["from"] = sorted(set(manifest.get("elastic", {}).get("from", []))
@@ -412,7 +492,7 @@ def main():
     if os.path.exists(args.out):
         frames = read(args.out, ":")
         manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames)
-                              for t in ("strain", "rigid", "near", "md", "elastic", "phase")}
+                              for t in ("strain", "rigid", "near", "md", "elastic", "phase", "hot")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
