@@ -29,6 +29,9 @@ where the 16-atom cell is off by up to 1.4 GPa. Stages, each appending to OUT (e
           tetragonal structure to each one found (cell and fractional coordinates interpolated), with rattled
           copies, and snapshots of the model's NPT crystal at 300 and 500 K (where its lattice drifts the same
           way). Active learning on the model's wrong minima.
+  relaxpath GFN2-xTB's own ion relaxation (inside the cell's symmetry, as check_elastic_xtb.py's reference) under
+          +-0.5 % e1, e3, e4, e6 and +-1 % e4, five points along each BFGS trajectory and the relaxed displacement
+          overshot by half: the curvature along the path the ions take, which relaxed-ion C depends on.
   hot     the model's own hot liquid (--model), where mlipprops melt makes its liquid half: NVT at 10-30 %
           expanded volume (molecules moved rigidly), 1100 and 1300 K, snapshots every 0.5 ps, and where a
           molecule breaks the configurations on the way to the break; the run goes on from the last whole state
@@ -43,7 +46,7 @@ Labels: energy (eV), forces (eV/A), stress (eV/A^3, ASE sign) with tblite's defa
 electronic temperature 300 K). A frame whose SCF fails is skipped and counted in the manifest.
 OUT's manifest (OUT.json) records counts, timings, versions and seeds. Same inputs, same frames.
 
-Usage:  python make_data.py relax|strain|rigid|near|md|elastic|phase|hot [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
+Usage:  python make_data.py relax|strain|rigid|near|md|elastic|phase|hot|relaxpath [--out data/urea_gfn2.extxyz] [--model M.nequip.pth]
                                                    [--jobs N] [--from-elastic DIR [DIR ...]]
 """
 from __future__ import annotations
@@ -395,6 +398,73 @@ def hot_frames(relaxed, model: str, work: str):
     return frames, notes
 
 
+RELAX_PATH_STRAINS = [(3, 0.005), (3, -0.005), (3, 0.01), (3, -0.01), (5, 0.005), (5, -0.005), (0, 0.005),
+                      (0, -0.005), (2, 0.005), (2, -0.005)]  # (Voigt index, strain): C44 first
+RELAX_PATH_KEEP = (0.0, 0.25, 0.5, 0.75, 1.0)  # fractions of each BFGS trajectory kept
+
+
+def _relax_path(item):
+    """One strained cell's GFN2-xTB ion relaxation inside its symmetry (as check_elastic_xtb.py's reference),
+    every BFGS step a labelled frame (the relaxation computes them anyway); kept: RELAX_PATH_KEEP of the way and
+    the relaxed displacement overshot by half (the curvature beyond the minimum)."""
+    from ase.constraints import FixSymmetry
+    from ase.optimize import BFGS
+
+    from mlipprops import tensors
+
+    relaxed, component, amount = item
+    atoms = relaxed.copy()
+    atoms.set_cell(relaxed.cell.array @ (np.eye(3) + tensors.voigt_strain_tensor(component, amount)),
+                   scale_atoms=True)
+    affine = atoms.get_positions()
+    atoms.calc = calculator()
+    atoms.set_constraint(FixSymmetry(atoms))
+    steps = []
+
+    def keep():
+        frame = atoms.copy()
+        frame.set_constraint()
+        frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(),
+                                           forces=atoms.get_forces(apply_constraint=False),
+                                           stress=atoms.get_stress(voigt=False))
+        steps.append(frame)
+    opt = BFGS(atoms, logfile=None)
+    opt.attach(keep)
+    opt.run(fmax=0.001, steps=300)
+    tag = f"relaxpath-e{component + 1}{amount:+g}"
+    frames = []
+    for x in RELAX_PATH_KEEP:
+        frame = steps[round(x * (len(steps) - 1))]
+        frame.info.update(config_type="relaxpath", frame_id=f"{tag}-{x:g}")
+        frames.append(frame)
+    beyond = atoms.copy()
+    beyond.set_constraint()
+    beyond.positions = affine + 1.5 * (atoms.get_positions() - affine)
+    beyond = label(beyond, "relaxpath")
+    if beyond is not None:
+        beyond.info["frame_id"] = f"{tag}-1.5"
+        frames.append(beyond)
+    return tag, len(steps), frames
+
+
+def relax_path_frames(relaxed, out: str, jobs: int):
+    """GFN2-xTB's own internal relaxation under the strains of the elastic tensor, labelled along the way: a
+    relaxed-ion C of a molecular crystal is a small difference of large numbers (urea C44: 89 GPa with the ions
+    clamped, 9.7 relaxed), so the curvature along the path the ions take must be right to a few per cent, and
+    random displacements (near) put almost all their force signal in the stiff bond modes."""
+    done = {a.info.get("frame_id") for a in read(out, ":")} if os.path.exists(out) else set()
+    todo = [(relaxed, j, d) for j, d in RELAX_PATH_STRAINS
+            if f"relaxpath-e{j + 1}{d:+g}-1" not in done]
+    notes, t0 = {}, time.time()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for tag, n, frames in pool.map(_relax_path, todo):
+            for frame in frames:
+                write(out, frame, format="extxyz", append=True)
+            notes[tag] = {"bfgs_steps": n, "frames": len(frames)}
+            print(f"  {tag}: {n} BFGS steps, {len(frames)} frames, {time.time() - t0:.0f} s", flush=True)
+    return {"cells": notes, "seconds": round(time.time() - t0, 1)}
+
+
 def _label_one(item):
     fid, atoms, config_type = item
     frame = label(atoms, config_type)
@@ -425,7 +495,7 @@ def label_all(candidates, out: str, config_type: str, jobs: int = 1):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic", "phase", "hot"])
+    p.add_argument("stage", choices=["relax", "strain", "rigid", "near", "md", "elastic", "phase", "hot", "relaxpath"])
     p.add_argument("--out", default="data/urea_gfn2.extxyz")
     p.add_argument("--strained", type=int, default=150)
     p.add_argument("--rigid", type=int, default=100)
@@ -463,6 +533,8 @@ def main():
             info = label_all(candidates, args.out, "phase", args.jobs)
             info["models"] = sorted(set(manifest.get("phase", {}).get("models", [])) | {os.path.basename(args.model)})
             info[os.path.basename(args.model)] = notes
+        elif args.stage == "relaxpath":
+            info = relax_path_frames(relaxed, args.out, args.jobs)
         elif args.stage == "hot":
             if not args.model:
                 p.error("the hot stage needs --model (the model whose liquid is to be labelled)")
@@ -492,7 +564,7 @@ def main():
     if os.path.exists(args.out):
         frames = read(args.out, ":")
         manifest["frames"] = {t: sum(a.info["config_type"] == t for a in frames)
-                              for t in ("strain", "rigid", "near", "md", "elastic", "phase", "hot")}
+                              for t in ("strain", "rigid", "near", "md", "elastic", "phase", "hot", "relaxpath")}
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
