@@ -5,7 +5,7 @@ mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is
 Prints and writes (--json) per kind of frame (strain, rigid, near, md) and overall: energy MAE (meV/atom; also its
 mean and spread), force MAE and RMSE (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames;
 and the energy offset between molten and crystal-like frames ("molten_minus_crystal_meV_per_atom": the mean error
-of the MD melt and liquid frames less that of every other frame), which shifts a melting point by about
+of the MD melt, liquid and hot-liquid frames less that of every other frame), which shifts a melting point by about
 offset / entropy of fusion: what a coexistence T_m is most sensitive to.
 
 With --hot T [T ...]: NVT MD of the relaxed 2x2x2 cell at liquid density (10 % expanded, as make_data.py's melt)
@@ -37,7 +37,7 @@ def errors(model: str, frames) -> dict:
         ev = mp.evaluate(atoms, potential)
         ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
         energy_error.append((ev.energy - atoms.get_potential_energy()) / len(atoms))
-        molten.append(atoms.info.get("frame_id", "").startswith(("melt-", "liquid-")))
+        molten.append(atoms.info.get("frame_id", "").startswith(("melt-", "liquid-", "hot-")))
         rows.setdefault(atoms.info["config_type"], []).append((
             energy_error[-1], ev.forces - atoms.get_forces(), ev.stress_GPa - ref_stress))
     rows["all"] = [r for kind in list(rows) for r in rows[kind]]
