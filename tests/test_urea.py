@@ -23,8 +23,8 @@ MODEL = examples.EXAMPLES["urea"].model_path()
 @pytest.mark.parametrize("backend", ["python", "plugin"])
 def test_bundled_model_reproduces_gfn2_xtb_on_held_out_frames(backend, tmp_path):
     """Frames the model never saw in training (every seventh frame of its test set, all kinds: strained,
-    rigid-molecule, near-equilibrium, MD, elastic-run cells; GFN2-xTB labels): the deployed model, run by LAMMPS,
-    must reproduce them as well as the model card says."""
+    rigid-molecule, near-equilibrium, MD, elastic-run cells, wrong minima, hot liquid, relaxation paths; GFN2-xTB
+    labels): the deployed model, run by LAMMPS, must reproduce them as well as the model card says."""
     from mlipprops import plugin
     if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
         pytest.skip("plugin not built here (CI builds it first)")

@@ -5,8 +5,9 @@ mlipprops' LAMMPS engine (the plugin, or the Python fallback where the plugin is
 Prints and writes (--json) per kind of frame (strain, rigid, near, md) and overall: energy MAE (meV/atom; also its
 mean and spread), force MAE and RMSE (eV/A), stress MAE and RMSE (GPa, 6 Voigt components) and the number of frames;
 and the energy offset between molten and crystal-like frames ("molten_minus_crystal_meV_per_atom": the mean error
-of the MD melt, liquid and hot-liquid frames less that of every other frame), which shifts a melting point by about
-offset / entropy of fusion: what a coexistence T_m is most sensitive to.
+of the MD melt and liquid frames, 450-900 K, less that of the crystal-like ones), which shifts a melting point by about
+offset / entropy of fusion: what a coexistence T_m is most sensitive to; and the same for the hot-liquid frames
+(1100-1300 K, where mlipprops melt makes its liquid half: "hot_minus_crystal_meV_per_atom").
 
 With --hot T [T ...]: NVT MD of the relaxed 2x2x2 cell at liquid density (10 % expanded, as make_data.py's melt)
 at each temperature for --hot-ps ps (H mass 4, 1 fs steps), checking every 0.5 ps that every molecule is still
@@ -32,12 +33,12 @@ from mlipprops import tensors
 def errors(model: str, frames) -> dict:
     potential = mp.Potential.model(model)
     rows: dict[str, list] = {}
-    energy_error, molten = [], []  # per frame, in frame order
+    energy_error, ids = [], []  # per frame, in frame order
     for atoms in frames:
         ev = mp.evaluate(atoms, potential)
         ref_stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)  # both tensile > 0
         energy_error.append((ev.energy - atoms.get_potential_energy()) / len(atoms))
-        molten.append(atoms.info.get("frame_id", "").startswith(("melt-", "liquid-", "hot-")))
+        ids.append(atoms.info.get("frame_id", ""))
         rows.setdefault(atoms.info["config_type"], []).append((
             energy_error[-1], ev.forces - atoms.get_forces(), ev.stress_GPa - ref_stress))
     rows["all"] = [r for kind in list(rows) for r in rows[kind]]
@@ -50,9 +51,12 @@ def errors(model: str, frames) -> dict:
                      "energy_mean_error_meV_per_atom": 1000 * de.mean(), "energy_std_meV_per_atom": 1000 * de.std(),
                      "forces_mae_eV_per_A": np.abs(df).mean(), "forces_rmse_eV_per_A": np.sqrt((df ** 2).mean()),
                      "stress_mae_GPa": np.abs(ds).mean(), "stress_rmse_GPa": np.sqrt((ds ** 2).mean())}
-    de, molten = np.array(energy_error), np.array(molten)
-    out["molten_minus_crystal_meV_per_atom"] = (1000 * (de[molten].mean() - de[~molten].mean())
-                                                if molten.any() and not molten.all() else None)
+    de = np.array(energy_error)
+    molten = np.array([f.startswith(("melt-", "liquid-")) for f in ids])
+    hot = np.array([f.startswith("hot-") for f in ids])
+    crystal = ~molten & ~hot
+    for key, kind in (("molten_minus_crystal_meV_per_atom", molten), ("hot_minus_crystal_meV_per_atom", hot)):
+        out[key] = 1000 * (de[kind].mean() - de[crystal].mean()) if kind.any() and crystal.any() else None
     return out
 
 
