@@ -9,7 +9,7 @@ of the MD melt and liquid frames, 450-900 K, less that of the crystal-like ones)
 offset / entropy of fusion: what a coexistence T_m is most sensitive to; and the same for the hot-liquid frames
 (1100-1300 K, where mlipprops melt makes its liquid half: "hot_minus_crystal_meV_per_atom").
 
-With --hot T [T ...]: NVT MD of the relaxed 2x2x2 cell at liquid density (10 % expanded, as make_data.py's melt)
+With --hot T [T ...]: NVT MD of the relaxed 2x2x2 cell at liquid density (10 % expanded, molecules moved rigidly)
 at each temperature for --hot-ps ps (H mass 4, 1 fs steps), checking every 0.5 ps that every molecule is still
 urea: a coexistence melting point needs a model that keeps molecules whole where it makes the liquid (mlipprops
 melt makes it at 1.2x the temperature at which its heating ramp melts the crystal). Written as "hot_liquid".
@@ -62,11 +62,12 @@ def errors(model: str, frames) -> dict:
 
 def hot_liquid(model: str, temperatures: list[float], picoseconds: float) -> dict:
     """For each temperature: the time (ps) at which a molecule first broke, or None if all stayed whole."""
+    from make_data import expanded_rigidly
     from mlipprops.molecules import composition
     from mlipprops.system import System
 
-    relaxed = read("data/relaxed.extxyz")
-    relaxed.set_cell(relaxed.cell * 1.10 ** (1 / 3), scale_atoms=True)
+    # molecules moved with their centres: scaling every position stretches the bonds, which then break early
+    relaxed = expanded_rigidly(read("data/relaxed.extxyz"), 1.10)
     potential = mp.Potential.model(model).with_types_for(sorted(set(relaxed.get_chemical_symbols())), model)
     reference = composition(relaxed)
     chunk = 500  # steps of 1 fs between checks
@@ -103,7 +104,7 @@ def main():
         if kind == "hot_liquid":
             continue
         if not isinstance(e, dict):
-            print(f"{kind}: {e:+.2f} meV/atom")
+            print(f"{kind}: " + ("no such frames" if e is None else f"{e:+.2f} meV/atom"))
             continue
         print(f"{kind:6s} {e['frames']:4d} frames: E {e['energy_mae_meV_per_atom']:.2f} meV/atom "
               f"(mean {e['energy_mean_error_meV_per_atom']:+.2f}, spread {e['energy_std_meV_per_atom']:.2f}), "
