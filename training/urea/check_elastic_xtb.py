@@ -34,9 +34,10 @@ STRAINS = {"e4": 3, "e1": 0, "e6": 5, "e3": 2}  # Voigt index of each applied st
 
 
 def strained_stress(relaxed_path: str, component: int, amount: float, fmax: float, rattle: float = 0.0,
-                    seed: int = 0, log: str | None = None) -> dict:
+                    seed: int = 0, log: str | None = None, steps: list | None = None) -> dict:
     """Stress (GPa, Voigt, tensile > 0) and energy (eV) of the relaxed cell under one Voigt strain, ions relaxed:
-    inside the strained cell's symmetry, or (rattle > 0) freely from a rattled start."""
+    inside the strained cell's symmetry, or (rattle > 0) freely from a rattled start. `steps`: filled with every
+    BFGS step as a labelled frame (energy, forces, stress), from the start to the relaxed cell."""
     from ase.constraints import FixSymmetry
     from ase.io import read
     from ase.optimize import BFGS
@@ -55,12 +56,26 @@ def strained_stress(relaxed_path: str, component: int, amount: float, fmax: floa
     else:
         atoms.set_constraint(FixSymmetry(atoms))
     opt = BFGS(atoms, logfile=log)
+    if steps is not None:
+        opt.attach(lambda: steps.append(labelled_copy(atoms)))
     converged = opt.run(fmax=fmax, steps=1000)
     stress = tensors.stress_to_voigt(atoms.get_stress(voigt=False) / GPa)
     return {"component": component, "amount": amount, "stress_GPa": stress.tolist(), "steps": opt.nsteps,
             "converged": bool(converged), "max_force": float(np.abs(atoms.get_forces()).max()),
             "energy_eV": float(atoms.get_potential_energy()), "rattle_A": rattle, "seed": seed,
             "max_ion_displacement_A": float(np.linalg.norm(atoms.get_positions() - affine, axis=1).max())}
+
+
+def labelled_copy(atoms):
+    """The atoms without constraints, with the calculator's energy, raw forces and stress frozen in."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frame = atoms.copy()
+    frame.set_constraint()
+    frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(),
+                                       forces=atoms.get_forces(apply_constraint=False),
+                                       stress=atoms.get_stress(voigt=False))
+    return frame
 
 
 def reference_energy(relaxed_path: str) -> float:

@@ -404,42 +404,22 @@ RELAX_PATH_KEEP = (0.0, 0.25, 0.5, 0.75, 1.0)  # fractions of each BFGS trajecto
 
 
 def _relax_path(item):
-    """One strained cell's GFN2-xTB ion relaxation inside its symmetry (as check_elastic_xtb.py's reference),
-    every BFGS step a labelled frame (the relaxation computes them anyway); kept: RELAX_PATH_KEEP of the way and
-    the relaxed displacement overshot by half (the curvature beyond the minimum)."""
-    from ase.constraints import FixSymmetry
-    from ase.optimize import BFGS
+    """One strained cell's GFN2-xTB ion relaxation inside its symmetry (check_elastic_xtb.py's reference), every
+    BFGS step a labelled frame (the relaxation computes them anyway); kept: RELAX_PATH_KEEP of the way and the
+    relaxed displacement overshot by half (the curvature beyond the minimum)."""
+    from check_elastic_xtb import strained_stress
 
-    from mlipprops import tensors
-
-    relaxed, component, amount = item
-    atoms = relaxed.copy()
-    atoms.set_cell(relaxed.cell.array @ (np.eye(3) + tensors.voigt_strain_tensor(component, amount)),
-                   scale_atoms=True)
-    affine = atoms.get_positions()
-    atoms.calc = calculator()
-    atoms.set_constraint(FixSymmetry(atoms))
+    component, amount = item
     steps = []
-
-    def keep():
-        frame = atoms.copy()
-        frame.set_constraint()
-        frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(),
-                                           forces=atoms.get_forces(apply_constraint=False),
-                                           stress=atoms.get_stress(voigt=False))
-        steps.append(frame)
-    opt = BFGS(atoms, logfile=None)
-    opt.attach(keep)
-    opt.run(fmax=0.001, steps=300)
+    strained_stress(os.path.join(HERE, "data", "relaxed.extxyz"), component, amount, fmax=0.001, steps=steps)
     tag = f"relaxpath-e{component + 1}{amount:+g}"
     frames = []
     for x in RELAX_PATH_KEEP:
         frame = steps[round(x * (len(steps) - 1))]
         frame.info.update(config_type="relaxpath", frame_id=f"{tag}-{x:g}")
         frames.append(frame)
-    beyond = atoms.copy()
-    beyond.set_constraint()
-    beyond.positions = affine + 1.5 * (atoms.get_positions() - affine)
+    beyond = steps[-1].copy()
+    beyond.positions = steps[0].positions + 1.5 * (steps[-1].positions - steps[0].positions)
     beyond = label(beyond, "relaxpath")
     if beyond is not None:
         beyond.info["frame_id"] = f"{tag}-1.5"
@@ -447,14 +427,13 @@ def _relax_path(item):
     return tag, len(steps), frames
 
 
-def relax_path_frames(relaxed, out: str, jobs: int):
+def relax_path_frames(out: str, jobs: int):
     """GFN2-xTB's own internal relaxation under the strains of the elastic tensor, labelled along the way: a
     relaxed-ion C of a molecular crystal is a small difference of large numbers (urea C44: 89 GPa with the ions
     clamped, 9.7 relaxed), so the curvature along the path the ions take must be right to a few per cent, and
     random displacements (near) put almost all their force signal in the stiff bond modes."""
     done = {a.info.get("frame_id") for a in read(out, ":")} if os.path.exists(out) else set()
-    todo = [(relaxed, j, d) for j, d in RELAX_PATH_STRAINS
-            if f"relaxpath-e{j + 1}{d:+g}-1" not in done]
+    todo = [(j, d) for j, d in RELAX_PATH_STRAINS if f"relaxpath-e{j + 1}{d:+g}-1" not in done]
     notes, t0 = {}, time.time()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for tag, n, frames in pool.map(_relax_path, todo):
@@ -534,7 +513,7 @@ def main():
             info["models"] = sorted(set(manifest.get("phase", {}).get("models", [])) | {os.path.basename(args.model)})
             info[os.path.basename(args.model)] = notes
         elif args.stage == "relaxpath":
-            info = relax_path_frames(relaxed, args.out, args.jobs)
+            info = relax_path_frames(args.out, args.jobs)
         elif args.stage == "hot":
             if not args.model:
                 p.error("the hot stage needs --model (the model whose liquid is to be labelled)")
