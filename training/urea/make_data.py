@@ -177,6 +177,14 @@ def elastic_frames(folders: list[str]):
     return frames
 
 
+def whole_molecules(atoms, labels):
+    """(atom indices, positions made whole across the periodic boundaries) of each molecule."""
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        xyz = atoms.positions[members]
+        yield members, xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+
+
 def rigid_frames(relaxed, n: int):
     """Molecules moved as rigid bodies: cell scaled from 4 % compressed to 18 % expanded (linear; the molecular
     centres follow, bond lengths do not), random rotations (sigma 2-10 deg) and shifts (sigma 0.05-0.25 A) of
@@ -197,10 +205,7 @@ def rigid_frames(relaxed, n: int):
         strain = np.eye(3) * scale + 0.5 * rng.uniform(-0.015, 0.015, (3, 3)) * (1 + np.eye(3))
         shift_sigma, angle_sigma = rng.uniform(0.05, 0.25), np.radians(rng.uniform(2.0, 10.0))
         cell = atoms.cell.array @ strain
-        for label in np.unique(labels):
-            members = np.flatnonzero(labels == label)
-            xyz = atoms.positions[members]
-            xyz = xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+        for members, xyz in whole_molecules(atoms, labels):
             masses = atoms.get_masses()[members]
             com = masses @ xyz / masses.sum()
             rot = Rotation.from_rotvec(rng.normal(0.0, angle_sigma, 3))
@@ -339,11 +344,7 @@ def expanded_rigidly(atoms, volume: float):
 
     out = atoms.copy()
     out.set_cell(atoms.cell * volume ** (1 / 3), scale_atoms=False)
-    labels = molecule_labels(atoms)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        xyz = atoms.positions[members]
-        xyz = xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+    for members, xyz in whole_molecules(atoms, molecule_labels(atoms)):
         out.positions[members] = xyz + (volume ** (1 / 3) - 1.0) * xyz.mean(axis=0)
     return out
 
