@@ -342,10 +342,20 @@ class Engine:
     def run_with(self, steps: int, *blocks: str) -> None:
         """`run steps` from step 0 with the fixes of the given command blocks (lammps_templates texts), which are
         removed afterwards."""
-        fixes = [f for text in blocks for f in re.findall(r"^fix\s+(\S+)", text, re.M)]
         self.command("reset_timestep 0\n" + "\n".join(blocks))
         self.command(f"run {int(steps)}")
+        self.unfix(*blocks)
+
+    def unfix(self, *blocks: str) -> None:
+        """Remove the fixes that the given command blocks define."""
+        fixes = [f for text in blocks for f in re.findall(r"^fix\s+(\S+)", text, re.M)]
         self.command("\n".join(f"unfix {f}" for f in fixes))
+
+    def label_molecules(self, labels: np.ndarray) -> None:
+        """Per-atom integer i_mol (by atom id; ghosts carry it): the molecule of each atom, for fix rigid/small
+        custom i_mol. atom_style atomic has no molecule ids of its own."""
+        self.command("fix mlp_molecule_ids all property/atom i_mol ghost yes")
+        self._scatter("i_mol", 0, 1, np.asarray(labels))
 
     def read_samples(self, path: str) -> np.ndarray:
         """A sample file written by md(), read on rank 0 and shared with the engine's ranks."""

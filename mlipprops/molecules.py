@@ -43,6 +43,23 @@ def intact(reference: Counter, atoms: Atoms) -> bool:
     return composition(atoms) == reference
 
 
+def whole(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Positions with every molecule made whole: each atom at its minimum image from its molecule's first atom
+    (a molecule shorter than half the cell in every direction, as in any crystal cell that holds it)."""
+    out = np.array(positions, float)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        out[members] = out[members[0]] + find_mic(out[members] - out[members[0]], cell, pbc=True)[0]
+    return out
+
+
+def centres(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Centre of mass of every molecule (row k: label k), from positions made whole."""
+    x = whole(positions, cell, labels)
+    total = np.bincount(labels, masses)
+    return np.stack([np.bincount(labels, masses * x[:, k]) for k in range(3)], axis=1) / total[:, None]
+
+
 def centre_species(atoms: Atoms) -> str | None:
     """For a molecular crystal with one kind of molecule, the element that occurs once in it and sits closest to
     its centre of mass (C of urea): its sublattice is the molecules' lattice, on which a melting order parameter
@@ -52,10 +69,8 @@ def centre_species(atoms: Atoms) -> str | None:
     labels = molecule_labels(atoms)
     symbols = np.array(atoms.get_chemical_symbols())
     first = labels == labels[0]
-    # unwrapped positions of the first molecule: each atom's minimum image from its first atom
-    members = atoms.positions[first]
-    members = members[0] + find_mic(members - members[0], atoms.cell, pbc=True)[0]
-    centre = (atoms.get_masses()[first][:, None] * members).sum(0) / atoms.get_masses()[first].sum()
+    members = whole(atoms.positions, atoms.cell, labels)[first]
+    centre = centres(atoms.positions, atoms.cell, labels, atoms.get_masses())[labels[0]]
     once = [el for el, n in Counter(symbols[first]).items() if n == 1]
     if not once or len(composition(atoms)) != 1:
         return None

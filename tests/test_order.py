@@ -82,3 +82,36 @@ def test_engine_observes_the_sublattice_order_in_a_run():
         assert engine.variable("mlp_nsolid") == expected and 0 < expected < len(ids)
     finally:
         engine.close()
+
+
+def test_the_upper_half_of_a_molecular_crystal_is_expanded_molecule_by_molecule():
+    """melt.expanded_upper_half on urea 2x2x4, molecules split across the cell's faces and a tilted third vector:
+    whole molecules chosen by centre, each moved rigidly, the lower half unchanged, no molecule broken or joined."""
+    from mlipprops import molecules
+    from mlipprops.properties.melt import expanded_upper_half, id_ranges
+
+    crystal = read_structure(examples.EXAMPLES["urea"].structure_path()).repeat((2, 2, 4))
+    crystal.set_cell(crystal.cell.array + [[0, 0, 0], [0, 0, 0], [0.7, -0.4, 0]], scale_atoms=True)
+    crystal.positions += [0.3, 0.2, 2.0]  # molecules across the faces: wrapped, they are in pieces
+    crystal.wrap()
+    labels = molecules.molecule_labels(crystal)
+    before = molecules.whole(crystal.positions, crystal.cell.array, labels)
+    u = molecules.centres(before, crystal.cell.array, labels, crystal.get_masses()) @ np.linalg.inv(crystal.cell)[:, 2]
+    upper, cell, positions = expanded_upper_half(crystal.positions, crystal.cell.array, labels,
+                                                 crystal.get_masses(), 1.3)
+    assert np.array_equal(upper, (u % 1.0 >= 0.5)[labels]) and 0.4 < upper.mean() < 0.6
+    assert np.allclose(cell[2], 1.15 * crystal.cell.array[2]) and np.allclose(cell[:2], crystal.cell.array[:2])
+    moved = positions - before
+    for label in np.unique(labels):  # one rigid translation along c per molecule
+        d = moved[labels == label]
+        assert np.allclose(d, d[0], atol=1e-12) and np.allclose(np.cross(d[0], cell[2]), 0, atol=1e-9)
+    # the lower half keeps its positions up to whole cells; every centre inside the new cell, the upper ones apart
+    shifts = moved[~upper] @ np.linalg.inv(crystal.cell.array)
+    assert np.allclose(shifts, np.round(shifts), atol=1e-9)
+    new_u = molecules.centres(positions, cell, labels, crystal.get_masses()) @ np.linalg.inv(cell)[:, 2]
+    assert new_u.min() >= 0 and new_u.max() < 1
+    expanded = crystal.copy()
+    expanded.set_cell(cell)
+    expanded.positions = positions
+    assert molecules.composition(expanded) == molecules.composition(crystal)
+    assert id_ranges(np.array([1, 2, 3, 4, 7, 9, 10])) == "1:4 7 9:10"
