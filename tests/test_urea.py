@@ -164,3 +164,44 @@ def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
     assert wide["energy"] == pytest.approx(plain["energy"], abs=1e-8)
     assert np.abs(np.array(wide["forces"]) - plain["forces"]).max() < 1e-9
     assert np.abs(np.array(wide["stress_GPa"]) - plain["stress_GPa"]).max() < 1e-9
+
+
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_the_liquid_half_is_made_of_rigid_whole_molecules(backend, tmp_path):
+    """A melting trial's preparation on urea 2x2x2 with the bundled model: the upper half, chosen molecule by
+    molecule and expanded, runs with its molecules rigid (bond lengths kept exactly) at 1500 K while the lower half
+    is held in place; after the cooling stage the molecules are free, and a short run at 300 K ends with every
+    one whole. (The cell is too small to tell liquid from solid: periodic images order every neighbour shell.)"""
+    from mlipprops import molecules, plugin
+    from mlipprops.properties.melt import MeltEngine, MeltSettings, expanded_upper_half, order_parameter
+    from mlipprops.system import System
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
+    atoms, _ = mp.example("urea")
+    system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(MODEL, backend), "urea 2x2x2")
+    settings = MeltSettings(hydrogen_mass=4.0, no_relax=True, prepare_steps=200).for_system(system)
+    order = order_parameter(system, settings)
+    labels = molecules.molecule_labels(system.atoms)
+    with system.open_engine() as engine:
+        runner = MeltEngine(engine, system, settings, order, str(tmp_path), "")
+        engine.set_velocities(300.0, 5)
+        start = engine.save_state()
+        upper, cell, expected = expanded_upper_half(start.positions, start.cell, labels, system.atoms.get_masses(),
+                                                    1.4)
+        fraction = runner.melt_upper_half(1500.0, 11, 1.4)
+        hot = engine.save_state()
+        assert np.allclose(hot.cell, cell) and 0 <= fraction <= 1
+        assert np.abs(hot.positions[~upper] - expected[~upper]).max() < 1e-9  # held
+        moved = np.linalg.norm(hot.positions[upper] - expected[upper], axis=1)
+        assert moved.mean() > 0.05  # the upper half did run
+        whole = molecules.whole(hot.positions, hot.cell, labels)
+        made = molecules.whole(expected, cell, labels)
+        for label in np.unique(labels[upper]):  # rigid: every distance inside a molecule as it was
+            m = labels == label
+            d0 = np.linalg.norm(made[m][:, None] - made[m][None], axis=-1)
+            d1 = np.linalg.norm(whole[m][:, None] - whole[m][None], axis=-1)
+            assert np.abs(d1 - d0).max() < 1e-6
+        runner.cool_upper_half(300.0, 13)
+        samples = runner.sampled_run("trial", 500, "melt_coexistence", temperature=300.0, pdamp=1.0, seed=13)
+        assert len(samples) == 11 and abs(samples[:, 1].mean() - 300) < 100
+        assert molecules.intact(runner.molecules, system.atoms_from_state(engine.save_state()))

@@ -215,6 +215,16 @@ class MeltEngine:
         e.command(f"run {self.s.prepare_steps}\nreset_timestep 0\nrun 0 post no")
         return e.variable("mlp_nsolid") / self.order["n_order"]
 
+    def cool_upper_half(self, temperature: float, seed: int) -> None:
+        """The melted upper half brought to `temperature` (its molecules free), the lower half set moving: the
+        two-phase cell of a trial."""
+        self.engine.unfix(self.half_fixes)
+        self.half_fixes = template("melt_cool", temperature=float(temperature), tdamp=100 * self.dt, seed=seed,
+                                   cool_steps=max(self.s.prepare_steps // 2, 1), pressure=self.p_lammps,
+                                   pdamp=1000 * self.dt)
+        self.engine.command(self.half_fixes)
+        self.split_off()
+
     def split_off(self) -> None:
         """Undo melt_upper_half's fixes and groups."""
         self.engine.unfix(self.half_fixes)
@@ -252,12 +262,7 @@ class MeltEngine:
                              f"{s.prepare_steps} steps (solid-like fraction {fraction:.2f} at {temperature:g}): raise "
                              "--prepare-steps (molecular crystals melt slowly)")
         # (far below T_m the liquid may recrystallize while it cools: the trial then shows a growing solid)
-        e.unfix(self.half_fixes)
-        self.half_fixes = template("melt_cool", temperature=float(temperature), tdamp=100 * self.dt, seed=seed,
-                                   cool_steps=max(s.prepare_steps // 2, 1), pressure=self.p_lammps,
-                                   pdamp=1000 * self.dt)
-        e.command(self.half_fixes)
-        self.split_off()
+        self.cool_upper_half(temperature, seed)
         if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
             return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
         return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,
