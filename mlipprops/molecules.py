@@ -69,8 +69,8 @@ def centre_species(atoms: Atoms) -> str | None:
     labels = molecule_labels(atoms)
     symbols = np.array(atoms.get_chemical_symbols())
     first = labels == labels[0]
-    members = whole(atoms.positions, atoms.cell, labels)[first]
-    centre = centres(atoms.positions, atoms.cell, labels, atoms.get_masses())[labels[0]]
+    x = whole(atoms.positions, atoms.cell, labels)
+    members, centre = x[first], centres(x, atoms.cell, labels, atoms.get_masses())[labels[0]]
     once = [el for el, n in Counter(symbols[first]).items() if n == 1]
     if not once or len(composition(atoms)) != 1:
         return None
