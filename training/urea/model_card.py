@@ -54,7 +54,7 @@ def melting(folder: str) -> dict:
     brief = {"command": record["provenance"]["command_line"], "mpi_ranks": record["provenance"]["mpi_ranks"],
              "T_m_K": record.get("T_m"), "T_m_err_K": record.get("T_m_err"), "error": record.get("error"),
              "order_parameter": record["order_parameter"],
-             "heating_ramp_melts_at_K": record["ramps"]["heating_melts_at"],
+             "heating_ramp_melts_at_K": record.get("ramps", record.get("heating_ramp"))["heating_melts_at"],
              "molecules_intact": record.get("molecules_intact"),
              "trials": [{k: t.get(k) for k in ("temperature", "verdict", "rate", "rate_error", "molecules_intact")}
                         for t in trials]}
