@@ -53,9 +53,10 @@ def whole(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray) -> np.nda
     return out
 
 
-def centres(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Centre of mass of every molecule (row k: label k), from positions made whole."""
-    x = whole(positions, cell, labels)
+def centres(positions: np.ndarray, cell: np.ndarray, labels: np.ndarray, masses: np.ndarray,
+            made_whole: bool = False) -> np.ndarray:
+    """Centre of mass of every molecule (row k: label k), from positions made whole (here unless `made_whole`)."""
+    x = positions if made_whole else whole(positions, cell, labels)
     total = np.bincount(labels, masses)
     return np.stack([np.bincount(labels, masses * x[:, k]) for k in range(3)], axis=1) / total[:, None]
 
@@ -70,7 +71,7 @@ def centre_species(atoms: Atoms) -> str | None:
     symbols = np.array(atoms.get_chemical_symbols())
     first = labels == labels[0]
     x = whole(atoms.positions, atoms.cell, labels)
-    members, centre = x[first], centres(x, atoms.cell, labels, atoms.get_masses())[labels[0]]
+    members, centre = x[first], centres(x, atoms.cell, labels, atoms.get_masses(), made_whole=True)[labels[0]]
     once = [el for el, n in Counter(symbols[first]).items() if n == 1]
     if not once or len(composition(atoms)) != 1:
         return None

@@ -147,7 +147,6 @@ class MeltEngine:
         self.molecules = molecules.composition(system.atoms) if molecules.is_molecular(system.atoms) else None
         # ... and its liquid half is made with the molecules rigid: their molecule ids, for fix rigid/small
         self.labels = molecules.molecule_labels(system.atoms) if self.molecules is not None else None
-        self.masses = system.atoms.get_masses()
         if self.labels is not None:
             engine.label_molecules(self.labels + 1)
         self.half_fixes = ""  # the fixes that hold the lower half and melt or cool the upper one, while they act
@@ -206,7 +205,8 @@ class MeltEngine:
         returns the solid-like fraction."""
         e = self.engine
         state = e.save_state(velocities=True)
-        top, cell, positions = expanded_upper_half(state.positions, state.cell, self.labels, self.masses, expansion)
+        top, cell, positions = expanded_upper_half(state.positions, state.cell, self.labels,
+                                                   self.system.atoms.get_masses(), expansion)
         shifts = np.floor(positions @ np.linalg.inv(cell) + 1e-9)  # images that put every atom in the new cell
         e.restore_state(State(cell, positions, np.array(encode_images(shifts)), state.velocities))
         self.half_fixes = template("melt_split_molecules", ids=id_ranges(np.flatnonzero(top) + 1), hot=float(hot),
@@ -285,7 +285,7 @@ def expanded_upper_half(positions: np.ndarray, cell: np.ndarray, labels: np.ndar
     from mlipprops import molecules
 
     x = molecules.whole(positions, cell, labels)
-    u = molecules.centres(x, cell, labels, masses) @ np.linalg.inv(cell)[:, 2]
+    u = molecules.centres(x, cell, labels, masses, made_whole=True) @ np.linalg.inv(cell)[:, 2]
     shift = -np.floor(u)  # whole cells that bring each centre into [0, 1)
     u += shift
     upper = u >= 0.5
