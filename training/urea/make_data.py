@@ -59,7 +59,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.geometry import find_mic
 from ase.io import read, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -179,10 +178,12 @@ def elastic_frames(folders: list[str]):
 
 def whole_molecules(atoms, labels):
     """(atom indices, positions made whole across the periodic boundaries) of each molecule."""
+    from mlipprops.molecules import whole
+
+    xyz = whole(atoms.positions, atoms.cell, labels)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        xyz = atoms.positions[members]
-        yield members, xyz[0] + find_mic(xyz - xyz[0], atoms.cell, pbc=True)[0]
+        yield members, xyz[members]
 
 
 def rigid_frames(relaxed, n: int):
