@@ -43,6 +43,10 @@ class Groups:
         parts = self.world.gather(items if self.leader else [], root=0)
         return None if parts is None else [x for part in parts for x in part]
 
+    def share(self, items: list) -> list:
+        """Every leader's items, on every rank."""
+        return [x for part in self.world.allgather(items if self.leader else []) for x in part]
+
 
 def choose_group_count(nranks: int, ntasks: int, natoms: int, requested: int | None = None) -> int:
     """How many groups to split `nranks` into for `ntasks` independent tasks on `natoms` atoms."""

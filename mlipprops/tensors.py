@@ -137,6 +137,22 @@ VOIGT_NAMES = ("e1", "e2", "e3", "e4", "e5", "e6")
 MARGINAL_RATIO = 0.05  # softest / stiffest eigenvalue below this (20x softer): a soft strain, 'marginal'
 
 
+def eigen_with_errors(C: np.ndarray, C_err: np.ndarray | None = None):
+    """Eigenvalues (ascending) and eigenvectors (columns, first large component positive) of the symmetrized
+    Voigt matrix, with the eigenvalues' first-order errors sqrt(sum_ij (v_i v_j s_ij)^2)."""
+    w, v = np.linalg.eigh(symmetrize(C))
+    v = v * np.sign(v[np.argmax(np.abs(v) > 0.1, axis=0), range(6)])
+    err = (np.sqrt(np.sum((np.einsum("ik,jk->kij", v, v) * C_err) ** 2, axis=(1, 2))) if C_err is not None
+           else np.zeros(6))
+    return w, v, err
+
+
+def certainly_positive_definite(C: np.ndarray, C_err: np.ndarray | None = None) -> bool:
+    """Every eigenvalue above three of its error bars (stability's threshold)."""
+    w, _, err = eigen_with_errors(C, C_err)
+    return bool(np.all(w > 3 * err))
+
+
 def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
     """Born stability with the soft direction named: the eigenvalues of the Voigt matrix with their first-order
     errors (sum_ij (v_i v_j s_ij)^2), the weakest strain (eigenvector) and a verdict. 'unstable': an eigenvalue
@@ -146,10 +162,7 @@ def stability(C: np.ndarray, C_err: np.ndarray | None = None) -> dict:
     divides by this eigenvalue -- compliance, Reuss and Hill moduli, Young's modulus along that strain -- is
     ill-determined); 'stable' otherwise. The strain named is the most negative one when unstable, the least
     certainly positive one (smallest eigenvalue / error) when marginal by error, else the softest."""
-    w, v = np.linalg.eigh(symmetrize(C))
-    v = v * np.sign(v[np.argmax(np.abs(v) > 0.1, axis=0), range(6)])  # first large component positive
-    err = (np.sqrt(np.sum((np.einsum("ik,jk->kij", v, v) * C_err) ** 2, axis=(1, 2))) if C_err is not None
-           else np.zeros(6))
+    w, v, err = eigen_with_errors(C, C_err)
     if np.any(w < -3 * err):
         k, verdict = 0, "unstable"
     elif np.any(w <= 3 * err):

@@ -79,3 +79,32 @@ def test_minimum_check_finds_a_saddle_held_by_symmetry(tmp_path):
     assert fcc["max_ion_displacement"] < 1e-3 and "minimum check: a minimum" in proc.stdout
     run_cli("relax", "--structure", tmp_path / "fcc.extxyz", *lj, "--skip-minimum-check", "--out", tmp_path / "s")
     assert load(tmp_path / "s" / "relax.json")["minimum_check"] is None
+
+
+def test_minimum_check_with_a_stiff_cell_relaxes_the_cell_only_when_the_ions_slide():
+    """Given a positive definite relaxed-ion C (elastic knows it), the check relaxes the rattled ions in the fixed
+    cell: fcc LJ comes back (the cell untouched); simple cubic slides off its saddle already in the fixed cell, and
+    then the cell follows for the depth, as deep as the check with the cell from the start finds."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    import mlipprops as mp
+    from mlipprops.properties.relax import RelaxSettings, minimum_check, relax_in_place
+    from mlipprops.system import System
+
+    lj = mp.Potential.lammps("lj/cut 2.5", ["* * 1.0 1.0"], "lj", types=["Ar"])
+    settings = RelaxSettings(relax_mode="aniso")
+    found = {}
+    for name, atoms, stiff in [("fcc", bulk("Ar", "fcc", a=1.55, cubic=True).repeat(2), True),
+                               ("sc", Atoms("Ar", cell=np.eye(3) * 1.1, pbc=True).repeat(3), True),
+                               ("sc, cell from the start", Atoms("Ar", cell=np.eye(3) * 1.1, pbc=True).repeat(3),
+                                False)]:
+        with System(atoms, lj, name).open_engine() as engine:
+            outcome = relax_in_place(engine, settings)
+            assert outcome.converged
+            found[name] = minimum_check(engine, settings, outcome, stiff_cell=stiff)
+    fcc, sc, reference = found["fcc"], found["sc"], found["sc, cell from the start"]
+    assert fcc["is_minimum"] and not fcc["cell_relaxed"] and fcc["cell_change"] < 1e-12
+    assert not sc["is_minimum"] and sc["cell_relaxed"] and sc["cell_change"] > 0.01 and sc["shallow"] is False
+    assert reference["cell_relaxed"] and sc["energy_change_per_atom"] < -1.0
+    assert sc["energy_change_per_atom"] == pytest.approx(reference["energy_change_per_atom"], abs=0.1)

@@ -16,6 +16,7 @@ from ase import Atoms
 
 from mlipprops import outputs, stiffness, tensors
 from mlipprops.errors import InputError
+from mlipprops.parallel import is_root
 from mlipprops.properties.relax import RelaxSettings, minimum_check, outcome_record, relax_in_place, relax_ions
 
 METHODS = ("born", "fluctuation", "deformation")
@@ -143,7 +144,6 @@ class ElasticResult:
 
     def save(self, out_dir: str) -> None:
         """elastic.json, C.csv, C.png (and the relaxed structure of a 0 K run)."""
-        from mlipprops.parallel import is_root
         from mlipprops.results import write_atomic
 
         outputs.save(out_dir, "elastic.json", self.record, atoms=self.atoms)
@@ -208,12 +208,9 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
     checkpoints = run.checkpoints("elastic", system, groups, settings.at_zero_kelvin(),
                                   relax_settings.fingerprint() if relax_settings else None)
     with system.open_engine(groups.comm, run.log_path(groups)) as engine:
-        minimum = None
         if relax_settings is not None:
             outcome = relax_in_place(engine, relax_settings)
             relax_record = outcome_record(system, outcome)
-            # the strains below find a saddle whose soft mode they couple to; a rattled relaxation finds the others
-            minimum = minimum_check(engine, relax_settings, outcome) if outcome.converged else None
         else:
             engine.evaluate()
             relax_record = None
@@ -242,25 +239,36 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
                              float(saved["energy"]), float(np.linalg.norm(moved, axis=1).max(initial=0.0))))
                 if progress is not None:
                     progress.update(1)
+        if progress is not None:
+            progress.close()
+        everything = groups.share(done)
+        stresses = {}
+        for amplitude in settings.strains:
+            by_strain = {(p.component, sign): stress for p, sign, stress, *_ in everything
+                         if p.amplitude == amplitude}
+            symmetry.complete(by_strain, derived)
+            stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
+                                   np.array([by_strain[(j, -1)] for j in range(6)]))
+        estimate = stiffness.estimate(stresses, s0)
+        # the strains find a saddle whose soft mode they couple to; a rattled relaxation finds the others (one
+        # group runs it, knowing from C whether the cell must relax too)
+        minimum = None
+        if relax_settings is not None and outcome.converged and groups.index == 0:
+            engine.restore_state(reference)
+            engine.evaluate()
+            minimum = minimum_check(engine, relax_settings, outcome,
+                                    stiff_cell=tensors.certainly_positive_definite(
+                                        tensors.stress_strain_coefficients(estimate.C, s0), estimate.C_err))
         version = engine.version()
-    if progress is not None:
-        progress.close()
-    everything = groups.gather(done)
-    if everything is None:
+    if not is_root():
         return None
-    stresses = {}
-    for amplitude in settings.strains:
-        by_strain = {(p.component, sign): stress for p, sign, stress, *_ in everything if p.amplitude == amplitude}
-        symmetry.complete(by_strain, derived)
-        stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
-                               np.array([by_strain[(j, -1)] for j in range(6)]))
     units = system.potential.units
     saddle = stiffness.saddle_check(energy, [(f"e{p.component + 1}", p.amplitude, sign, e, moved)
                                              for p, sign, _, _, e, moved in everything],
                                     atoms.get_volume() / units.gpa_per_energy_density, s0, len(atoms),
                                     stiffness.shallow_energy(units))
     record = outputs.elastic_record({
-        "estimate": stiffness.estimate(stresses, s0), "energy": energy, "reference_stress": s0,
+        "estimate": estimate, "energy": energy, "reference_stress": s0,
         "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,
         "minimum": minimum,
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
