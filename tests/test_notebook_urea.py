@@ -22,7 +22,7 @@ MELT_RUN = DATA / "urea_melt"
 
 
 def saved_melt() -> dict:
-    """The saved run's record: melt.json, or melt_no_bracket.json when it found no T_m (the bundled model today)."""
+    """The saved run's record: melt.json, or melt_no_bracket.json should a regenerated run find no T_m."""
     done = MELT_RUN / "melt.json"
     return load(done) if done.exists() else json.loads((MELT_RUN / "melt_no_bracket.json").read_text())
 
