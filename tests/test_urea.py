@@ -166,19 +166,16 @@ def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
     assert np.abs(np.array(wide["stress_GPa"]) - plain["stress_GPa"]).max() < 1e-9
 
 
-@pytest.mark.parametrize("backend", ["python", "plugin"])
-def test_the_liquid_half_is_made_of_rigid_whole_molecules(backend, tmp_path):
+def test_the_liquid_half_is_made_of_rigid_whole_molecules(built_plugin, tmp_path):
     """A melting trial's preparation on urea 2x2x2 with the bundled model: the upper half, chosen molecule by
     molecule and expanded, runs with its molecules rigid (bond lengths kept exactly) at 1500 K while the lower half
     is held in place; after the cooling stage the molecules are free, and a short run at 300 K ends with every
     one whole. (The cell is too small to tell liquid from solid: periodic images order every neighbour shell.)"""
-    from mlipprops import molecules, plugin
+    from mlipprops import molecules
     from mlipprops.properties.melt import MeltEngine, MeltSettings, expanded_upper_half, order_parameter
     from mlipprops.system import System
-    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
-        pytest.skip("plugin not built here (CI builds it first)")
     atoms, _ = mp.example("urea")
-    system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(MODEL, backend), "urea 2x2x2")
+    system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(MODEL, "plugin"), "urea 2x2x2")
     settings = MeltSettings(hydrogen_mass=4.0, no_relax=True, prepare_steps=200).for_system(system)
     order = order_parameter(system, settings)
     labels = molecules.molecule_labels(system.atoms)
@@ -205,3 +202,14 @@ def test_the_liquid_half_is_made_of_rigid_whole_molecules(backend, tmp_path):
         samples = runner.sampled_run("trial", 500, "melt_coexistence", temperature=300.0, pdamp=1.0, seed=13)
         assert len(samples) == 11 and abs(samples[:, 1].mean() - 300) < 100
         assert molecules.intact(runner.molecules, system.atoms_from_state(engine.save_state()))
+
+
+def test_melting_a_molecular_crystal_with_the_python_backend_is_refused(tmp_path):
+    """Rigid molecules (fix rigid/small) under the Python fallback's fix external stopped runs at random with
+    non-numeric coordinates (melt.py, PYTHON_RIGID_REFUSED): refused at once, naming the model and the fix, before
+    the heating ramp."""
+    proc = run_cli("melt", "--example", "urea", "--backend", "python", "--no-relax", "--quiet", "--out",
+                   tmp_path / "m", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "urea_allegro" in proc.stderr and "mlipprops build-plugin" in proc.stderr and "--backend plugin" in proc.stderr
+    assert not list((tmp_path / "m").glob("checkpoints/melt/*.json"))
