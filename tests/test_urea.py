@@ -5,6 +5,9 @@ the model as the card says (the saddle check), and names the soft strain e1 - e2
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from importlib import resources
 
 import numpy as np
@@ -166,16 +169,19 @@ def test_wider_neighbour_list_leaves_the_model_unchanged(backend, tmp_path):
     assert np.abs(np.array(wide["stress_GPa"]) - plain["stress_GPa"]).max() < 1e-9
 
 
-def test_the_liquid_half_is_made_of_rigid_whole_molecules(built_plugin, tmp_path):
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_the_liquid_half_is_made_of_rigid_whole_molecules(backend, tmp_path):
     """A melting trial's preparation on urea 2x2x2 with the bundled model: the upper half, chosen molecule by
     molecule and expanded, runs with its molecules rigid (bond lengths kept exactly) at 1500 K while the lower half
     is held in place; after the cooling stage the molecules are free, and a short run at 300 K ends with every
     one whole. (The cell is too small to tell liquid from solid: periodic images order every neighbour shell.)"""
-    from mlipprops import molecules
+    from mlipprops import molecules, plugin
     from mlipprops.properties.melt import MeltEngine, MeltSettings, expanded_upper_half, order_parameter
     from mlipprops.system import System
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
     atoms, _ = mp.example("urea")
-    system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(MODEL, "plugin"), "urea 2x2x2")
+    system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(MODEL, backend), "urea 2x2x2")
     settings = MeltSettings(hydrogen_mass=4.0, no_relax=True, prepare_steps=200).for_system(system)
     order = order_parameter(system, settings)
     labels = molecules.molecule_labels(system.atoms)
@@ -204,12 +210,34 @@ def test_the_liquid_half_is_made_of_rigid_whole_molecules(built_plugin, tmp_path
         assert molecules.intact(runner.molecules, system.atoms_from_state(engine.save_state()))
 
 
-def test_melting_a_molecular_crystal_with_the_python_backend_is_refused(tmp_path):
-    """Rigid molecules (fix rigid/small) under the Python fallback's fix external stopped runs at random with
-    non-numeric coordinates (melt.py, PYTHON_RIGID_REFUSED): refused at once, naming the model and the fix, before
-    the heating ramp."""
-    proc = run_cli("melt", "--example", "urea", "--backend", "python", "--no-relax", "--quiet", "--out",
-                   tmp_path / "m", check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "urea_allegro" in proc.stderr and "mlipprops build-plugin" in proc.stderr and "--backend plugin" in proc.stderr
-    assert not list((tmp_path / "m").glob("checkpoints/melt/*.json"))
+RIGID_STAGE = """
+import sys
+import numpy as np
+import mlipprops as mp
+from mlipprops.properties.melt import MeltEngine, MeltSettings, order_parameter
+from mlipprops.system import System
+atoms, _ = mp.example("urea")
+system = System(atoms.repeat((2, 2, 2)), mp.Potential.model(sys.argv[1], sys.argv[2]), "urea 2x2x2")
+settings = MeltSettings(hydrogen_mass=4.0, no_relax=True, prepare_steps=20).for_system(system)
+with system.open_engine() as engine:
+    runner = MeltEngine(engine, system, settings, order_parameter(system, settings), sys.argv[3], "")
+    engine.set_velocities(300.0, 5)
+    runner.melt_upper_half(1500.0, 11, 1.4)
+    x = engine.save_state().positions
+    print("atoms", engine.lmp.extract_global("nlocal"), "finite", bool(np.isfinite(x).all()))
+"""
+
+
+@pytest.mark.parametrize("backend", ["python", "plugin"])
+def test_the_rigid_stage_reads_no_uninitialized_memory(backend, tmp_path):
+    """glibc fills every fresh allocation with a byte pattern under MALLOC_PERTURB_, which turns a read of
+    uninitialized memory from a chance event into a certain one: with rigid/small's own langevin keyword, half of
+    urea's atoms were lost on every seed this way (and runs stopped at random without it). The rigid stage must
+    keep every atom, on both backends."""
+    from mlipprops import plugin
+    if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
+        pytest.skip("plugin not built here (CI builds it first)")
+    proc = subprocess.run([sys.executable, "-c", RIGID_STAGE, str(MODEL), backend, str(tmp_path)],
+                          capture_output=True, text=True, env=dict(os.environ, MALLOC_PERTURB_="165"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "atoms 128 finite True" in proc.stdout

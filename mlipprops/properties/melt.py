@@ -147,9 +147,6 @@ class MeltEngine:
         self.molecules = molecules.composition(system.atoms) if molecules.is_molecular(system.atoms) else None
         # ... and its liquid half is made with the molecules rigid: their molecule ids, for fix rigid/small
         self.labels = molecules.molecule_labels(system.atoms) if self.molecules is not None else None
-        if self.labels is not None and engine.python_model is not None:
-            from mlipprops.errors import InputError
-            raise InputError(PYTHON_RIGID_REFUSED.format(path=system.potential.model_info.path))
         if self.labels is not None:
             engine.label_molecules(self.labels + 1)
         self.half_fixes = ""  # the fixes that hold the lower half and melt or cool the upper one, while they act
@@ -270,16 +267,6 @@ class MeltEngine:
             return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
         return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,
                                 pdamp=1000 * self.dt, seed=seed)
-
-
-# The Python fallback (fix external, a model call per step from Python) with fix rigid/small: urea 2x2x2 at 1500 K,
-# 200 steps, stopped with non-numeric coordinates or lost atoms in 2 to 3 of 4-5 seeds (1 or 2 torch threads), where
-# the plugin ran 8 of 8; a copy of the positions taken inside the callback made the same seeds pass, so the cause is
-# not the physics and was not found. A run that may go wrong silently is refused.
-PYTHON_RIGID_REFUSED = ("{path}: melting a molecular crystal makes its liquid half with rigid molecules (fix "
-                        "rigid/small), which the Python fallback backend does not run reliably (runs stopped with "
-                        "non-numeric coordinates or lost atoms); build the plugin (mlipprops build-plugin) and use "
-                        "--backend plugin or auto")
 
 
 # Volume of the upper half of a molecular crystal, melted with rigid molecules, over the solid's, where the heating
