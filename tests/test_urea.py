@@ -231,9 +231,9 @@ with system.open_engine() as engine:
 @pytest.mark.parametrize("backend", ["python", "plugin"])
 def test_the_rigid_stage_reads_no_uninitialized_memory(backend, tmp_path):
     """glibc fills every fresh allocation with a byte pattern under MALLOC_PERTURB_, which turns a read of
-    uninitialized memory from a chance event into a certain one: with rigid/small's own langevin keyword, half of
-    urea's atoms were lost on every seed this way (and runs stopped at random without it). The rigid stage must
-    keep every atom, on both backends."""
+    uninitialized memory from a chance event into a certain one: with rigid/small's langevin keyword, half of urea's
+    atoms were lost on every seed this way (and runs stopped at random without it). With rigid/nvt/small the rigid
+    stage must keep every atom, on both backends."""
     from mlipprops import plugin
     if backend == "plugin" and (plugin.find() is None or plugin.stale_reason()):
         pytest.skip("plugin not built here (CI builds it first)")

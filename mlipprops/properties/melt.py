@@ -182,7 +182,7 @@ class MeltEngine:
         limit); returns the solid-like fraction. Atoms: the half free to expand along z up to that, then at fixed
         volume. Molecules: rigid, in the half expanded that much beforehand (melt_upper_half_molecules)."""
         if self.labels is not None:
-            return self.melt_upper_half_molecules(hot, seed, expansion or LIQUID_EXPANSION)
+            return self.melt_upper_half_molecules(hot, expansion or LIQUID_EXPANSION)
         e, steps = self.engine, self.s.prepare_steps
         volume_limit = 0.5 * (1 + expansion) * abs(np.linalg.det(e.cell())) if expansion else None
         self.half_fixes = template("melt_split", hot=float(hot), tdamp=100 * self.dt, seed=seed,
@@ -199,10 +199,10 @@ class MeltEngine:
         e.command("reset_timestep 0\nrun 0 post no")
         return e.variable("mlp_nsolid") / self.order["n_order"]
 
-    def melt_upper_half_molecules(self, hot: float, seed: int, expansion: float) -> float:
+    def melt_upper_half_molecules(self, hot: float, expansion: float) -> float:
         """The molecules whose centre lies in the upper half (along the third cell vector) moved apart to
-        `expansion` x that half's volume, each one whole, then run rigid at `hot` (Langevin) for prepare_steps;
-        returns the solid-like fraction."""
+        `expansion` x that half's volume, each one whole, then run rigid at `hot` (Nose-Hoover chains) for
+        prepare_steps; returns the solid-like fraction."""
         e = self.engine
         state = e.save_state(velocities=True)
         top, cell, positions = expanded_upper_half(state.positions, state.cell, self.labels,
@@ -210,7 +210,7 @@ class MeltEngine:
         shifts = np.floor(positions @ np.linalg.inv(cell) + 1e-9)  # images that put every atom in the new cell
         e.restore_state(State(cell, positions, np.array(encode_images(shifts)), state.velocities))
         self.half_fixes = template("melt_split_molecules", ids=id_ranges(np.flatnonzero(top) + 1), hot=float(hot),
-                                   tdamp=100 * self.dt, seed=seed)
+                                   tdamp=100 * self.dt)
         e.command(self.half_fixes)
         e.command(f"run {self.s.prepare_steps}\nreset_timestep 0\nrun 0 post no")
         return e.variable("mlp_nsolid") / self.order["n_order"]
