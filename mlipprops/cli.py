@@ -229,9 +229,9 @@ def _report_minimum(m: dict | None) -> str:
         return ""
     head = "a minimum" if m["is_minimum"] else \
         f"NOT a minimum ({'a shallow double well' if m['shallow'] else 'a saddle held by its symmetry'})"
-    return (f"\nminimum check: {head}: rattled by {m['rattle']:g} {m['length_unit']} and relaxed again "
-            f"({'cell and ions' if m.get('cell_relaxed', True) else 'ions in the cell, the relaxed-ion C being stable'}), the ions "
-            f"moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by "
+    what = "cell and ions" if m.get("cell_relaxed", True) else "ions in the cell, the relaxed-ion C being stable"
+    return (f"\nminimum check: {head}: rattled by {m['rattle']:g} {m['length_unit']} and relaxed again ({what}), "
+            f"the ions moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by "
             f"{m['energy_change_per_atom']:+.3g} {m['energy_unit']}/atom")
 
 

@@ -197,6 +197,12 @@ def test_the_liquid_half_is_made_of_rigid_whole_molecules(backend, tmp_path):
         assert np.abs(hot.positions[~upper] - expected[~upper]).max() < 1e-9  # held
         moved = np.linalg.norm(hot.positions[upper] - expected[upper], axis=1)
         assert moved.mean() > 0.05  # the upper half did run
+        # and was heated: its rigid molecules' temperature (6 degrees of freedom each; H at mass 4), on the way from
+        # 300 K to 1500 K after 2 thermostat times (914 K measured; a thermostat that heats nothing stays at 300)
+        v = engine.save_state(velocities=True).velocities
+        m = np.where(np.array(system.atoms.get_chemical_symbols()) == "H", 4.0, system.atoms.get_masses())
+        kinetic = 0.5 * (m[:, None] * v ** 2).sum() * 1.0364269e-4  # amu A^2/ps^2 -> eV
+        assert 750 < 2 * kinetic / (6 * len(np.unique(labels[upper])) * 8.617333e-5) < 1950
         whole = molecules.whole(hot.positions, hot.cell, labels)
         made = molecules.whole(expected, cell, labels)
         for label in np.unique(labels[upper]):  # rigid: every distance inside a molecule as it was

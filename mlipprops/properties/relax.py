@@ -167,7 +167,7 @@ def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome
     of B above three error bars). The energy's Hessian in ions and strain is positive definite exactly when the
     ions' Hessian in the fixed cell and its Schur complement, the relaxed-ion stiffness, both are; so the ions are
     relaxed in the fixed cell only, and the cell follows only if they slide off. That skips the walk of the cell,
-    most of the check's cost (urea_al6: 1140 force evaluations with the cell, 176 without)."""
+    most of the check's cost (urea_al6 rattled: 1140 force evaluations with the cell, 176 for the ions alone)."""
     from mlipprops import stiffness
     units = engine.units
     pressure = settings.pressure / units.gpa_per_energy_density  # energy per volume
