@@ -32,7 +32,8 @@ RELAX_FLAGS = [
                           "otherwise)"),
     ("--stress-tol", float, "residual stress tolerance, GPa"),
     ("--force-tol", float, "largest force tolerance, LAMMPS force units (eV/A)"),
-    ("--max-rounds", int, "box/relax rounds at most"),
+    ("--max-rounds", int, "relaxation rounds at most"),
+    ("--minimizer", str, "lbfgs (L-BFGS from Python: fewest force evaluations) or cg (LAMMPS' CG and box/relax)"),
 ]
 SETTING_FLAGS = {
     "evaluate": [],

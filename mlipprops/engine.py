@@ -78,6 +78,7 @@ class Engine:
         self.comm = comm or MPI.COMM_WORLD
         self.backend = None
         self.python_model = None  # the fix-external model force of the Python backend
+        self.precision = "float64"  # of the energy: float32 for a float32 model
         self.natoms = 0
         self._thermo_every = thermo_every
         self._callback_error: BaseException | None = None
@@ -216,6 +217,8 @@ class Engine:
     def set_potential(self, potential: Potential) -> None:
         from mlipprops import backends
         self.backend, self.python_model = backends.attach(self, potential)
+        model = potential.model_info
+        self.precision = "float32" if model is not None and model.model_dtype == "float32" else "float64"
         # Python runs signal handlers only between its own bytecodes: a callback every 50 steps lets Ctrl-C stop
         # a long LAMMPS run within 50 steps (add_callback raises it after the run) instead of after it
         self.add_callback("mlp_watchdog", 50, _quiet)
@@ -279,6 +282,13 @@ class Engine:
         self.restore_state(reference)
         self.set_cell(lammps_cell(deformed), remap=True)
         return LammpsFrame.for_cell(deformed).Q
+
+    def place(self, cell: np.ndarray, positions: np.ndarray) -> None:
+        """Put the atoms at `positions` (unwrapped, by atom id) in the LAMMPS-shaped `cell` and evaluate energy,
+        forces and virial there: one step of a minimizer driven from Python."""
+        shifts = np.floor(np.linalg.solve(np.asarray(cell).T, np.asarray(positions).T).T)
+        self.restore_state(State(cell, positions, np.array(encode_images(shifts))))
+        self.evaluate()
 
     def save_state(self, velocities: bool = False) -> State:
         x = self._gather("x", 1, 3).reshape(-1, 3)

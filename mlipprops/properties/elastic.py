@@ -20,7 +20,7 @@ from mlipprops.parallel import is_root
 from mlipprops.properties.relax import RelaxSettings, minimum_check, outcome_record, relax_in_place, relax_ions
 
 METHODS = ("born", "fluctuation", "deformation")
-RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds")
+RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds", "minimizer")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class ElasticSettings:
     stress_tol: float = 1e-3
     force_tol: float = 1e-4
     max_rounds: int = 30
+    minimizer: str = "lbfgs"  # lbfgs or cg (RelaxSettings): the box relaxation, the strained cells' ions
     # at temperature (molecular dynamics) when temperature is set
     temperature: float | None = None
     method: str = "born"
@@ -103,7 +104,7 @@ class ElasticSettings:
     def at_zero_kelvin(self) -> dict:
         """What a 0 K result depends on (the checkpoints' key): the MD settings do not change it."""
         return {"amplitudes": self.strains, "relaxed_ions": not self.clamped_ion, "force_tol": self.force_tol,
-                "use_symmetry": self.use_symmetry}
+                "use_symmetry": self.use_symmetry, "minimizer": self.minimizer}
 
 
 @dataclass
@@ -194,7 +195,8 @@ def strained_stress(engine, frame, reference, component: int, strain: float, set
         # a strained cell starts within hundredths of an A of its minimum: short line searches save evaluations
         # (measured on urea with its model, minimizer evaluations of the tensor: dmax 0.1 1264, 0.05 1143, 0.02
         # 1103; FIRE 3764, backtracking line search 3768)
-        fmax = relax_ions(engine, settings.force_tol, dmax=0.02)
+        fmax = relax_ions(engine, settings.force_tol, settings.minimizer,
+                          dmax=0.02 if settings.minimizer == "cg" else 0.1)
     moved = (engine.save_state().positions - affine.positions) @ np.linalg.inv(to_run)
     sigma = frame.stress_to_input(R.T @ engine.stress() @ R)
     return tensors.stress_to_voigt(sigma), fmax, moved, engine.energy()

@@ -61,10 +61,11 @@ class MeltSettings:
     stress_tol: float = 1e-3
     force_tol: float = 1e-4
     max_rounds: int = 30
+    minimizer: str = "lbfgs"
 
     def relax(self) -> RelaxSettings | None:
         return None if self.no_relax else RelaxSettings(self.pressure, self.relax_mode, self.stress_tol,
-                                                        self.force_tol, self.max_rounds)
+                                                        self.force_tol, self.max_rounds, self.minimizer)
 
     def for_system(self, system) -> "MeltSettings":
         """Defaults decided from the crystal: the MD step from its elements, the sublattice of a molecular crystal
