@@ -438,8 +438,12 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
                "cannot recrystallize: a limit of the model, not of the settings" if broken else "")
         if coexistence.molecules_lost(trials) and len(trials) < s.max_trials:
             why += " (stopped there: more trials cannot help)"
-        raise NoBracket(f"no bracket found within {len(trials)} trials (solid grows at {lo}, melts at {hi}){why}; "
-                        "finished trials are kept: rerun with --guess, --tmin/--tmax or more --max-trials", record)
+        unit = "" if system.potential.units.reduced else " K"
+        seen = "; ".join(f"{what} {'at ' + format(t, 'g') + unit if t is not None else 'in no trial'}"
+                         for what, t in (("the solid grew", lo), ("it melted", hi)))
+        raise NoBracket(f"no bracket found within {len(trials)} trials ({seen}; the others undecided within their "
+                        f"errors){why}; finished trials are kept: rerun with --guess, --tmin/--tmax, more "
+                        "--max-trials or longer --run-steps", record)
     Tm, err = coexistence.melting_point(trials)
 
     # 3. NPH two-phase estimate ------------------------------------------------------------------------------
