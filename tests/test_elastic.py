@@ -27,7 +27,9 @@ def test_si_stillinger_weber(si_cubic):
     assert C[0, 0] == pytest.approx(151.4, abs=0.2) and C[1, 1] == pytest.approx(151.4, abs=0.2)
     assert C[0, 1] == pytest.approx(76.4, abs=0.2) and C[1, 2] == pytest.approx(76.4, abs=0.2)
     assert C[3, 3] == pytest.approx(56.4, abs=0.2) and C[5, 5] == pytest.approx(56.4, abs=0.2)
-    assert np.abs(C[:3, 3:]).max() < 1e-6 and np.abs(C[3:, 3:] - np.diag(np.diag(C[3:, 3:]))).max() < 1e-6
+    # couplings cubic symmetry forbids: what is left is the ions' relaxation to |F| <= 1e-4 eV/A (L-BFGS stops there,
+    # 5e-6 GPa; a frame or symmetry-completion error would be GPa)
+    assert np.abs(C[:3, 3:]).max() < 1e-4 and np.abs(C[3:, 3:] - np.diag(np.diag(C[3:, 3:]))).max() < 1e-4
     assert r["born_stable"] and r["units"] == "GPa"
     # diamond is a minimum of SW: every strained, relaxed cell lies above it (saddle check)
     assert r["saddle_check"]["reference_is_minimum"] and r["stability"]["verdict"] == "stable"

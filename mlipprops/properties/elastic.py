@@ -192,9 +192,9 @@ def strained_stress(engine, frame, reference, component: int, strain: float, set
         engine.evaluate()
         fmax = engine.max_force()
     else:
-        # a strained cell starts within hundredths of an A of its minimum: short line searches save evaluations
-        # (measured on urea with its model, minimizer evaluations of the tensor: dmax 0.1 1264, 0.05 1143, 0.02
-        # 1103; FIRE 3764, backtracking line search 3768)
+        # cg: a strained cell starts within hundredths of an A of its minimum, and short line searches save
+        # evaluations (measured on urea with its model, minimizer evaluations of the tensor: dmax 0.1 1264, 0.05
+        # 1143, 0.02 1103; FIRE 3764, backtracking line search 3768)
         fmax = relax_ions(engine, settings.force_tol, settings.minimizer,
                           dmax=0.02 if settings.minimizer == "cg" else 0.1)
     moved = (engine.save_state().positions - affine.positions) @ np.linalg.inv(to_run)

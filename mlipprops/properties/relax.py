@@ -28,7 +28,7 @@ class RelaxSettings:
     max_rounds: int = 30
     # lbfgs: L-BFGS driven from Python, one force evaluation per step (mlipprops/minimize.py); cg: LAMMPS' CG with
     # fix box/relax. Force evaluations, cg -> lbfgs: urea with its model, the relaxation 165 -> 78, a strained
-    # cell's ions 278 -> 54, the minimum check's walk 1194 -> 282; Cu3Au, CuAu float32 model: relax 247 -> 63
+    # cell's ions 372 -> 54, the minimum check's walk 1194 -> 282; Cu3Au, CuAu float32 model: relax 247 -> 63
     minimizer: str = "lbfgs"
     skip_minimum_check: bool = False  # else: rattle the relaxed ions and relax again (minimum_check)
 
@@ -84,7 +84,8 @@ def measure(engine: Engine, target: np.ndarray, mode: str, rounds: int, settings
 
 def relax_in_place(engine: Engine, settings: RelaxSettings, vmax: float = 1e-3) -> RelaxOutcome:
     """Relax cell and ions in place. Returns the final state's numbers; the engine holds the relaxed state.
-    vmax: the largest fractional change of the cell in one step (box/relax's per iteration with cg)."""
+    vmax (cg): box/relax's largest fractional change of the cell per minimizer iteration (L-BFGS: its trust radius,
+    1 % per step)."""
     target = -settings.pressure * np.eye(3)
     p_lammps = engine.units.pressure_from_stress(-settings.pressure)
     engine.evaluate()
@@ -102,8 +103,7 @@ def relax_in_place(engine: Engine, settings: RelaxSettings, vmax: float = 1e-3) 
         previous = outcome
         try:
             if settings.minimizer == "lbfgs":
-                minimize.relax_cell_and_ions(engine, settings.relax_mode, settings.pressure, done,
-                                             max_strain_step=vmax)
+                minimize.relax_cell_and_ions(engine, settings.relax_mode, settings.pressure, done)
             else:
                 engine.relax_box(settings.relax_mode, p_lammps, ftol=settings.force_tol, vmax=vmax)
                 engine.minimize(settings.force_tol)
@@ -171,8 +171,8 @@ def relax_ions(engine: Engine, force_tol: float, minimizer: str = "lbfgs", max_r
 # pulls the ions back from it
 MINIMUM_CHECK_RATTLE = 0.01
 MINIMUM_CHECK_SEED = 20261202
-# A saddle's slide can take the cell far (urea_al4: 9.8 %); at box/relax's usual 0.1 % per iteration that walk is
-# most of the check's cost. Measured there (force evaluations of the check): vmax 0.001 757, 0.003 626, 0.01 598,
+# cg: a saddle's slide can take the cell far (urea_al4: 9.8 %); at box/relax's usual 0.1 % per iteration that walk
+# is most of the check's cost. Measured there (force evaluations of the check): vmax 0.001 757, 0.003 626, 0.01 598,
 # 0.03 646; the state reached the same to 1e-7 eV/atom (urea_al6: 1102 at 0.001, 958 at 0.01).
 MINIMUM_CHECK_VMAX = 0.01
 
