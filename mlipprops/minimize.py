@@ -4,8 +4,8 @@ or ions and cell together at a target pressure.
 Why not LAMMPS' own minimizers: with a deployed model a force evaluation costs far more than anything else, and
 CG spends several on every line search. Near a minimum the energy is nearly quadratic, and L-BFGS's curvature model,
 built from the gradients it has seen, takes near-Newton steps with no line search at all. Measured on urea with
-its model (|F| to 1e-4 eV/A): a +0.5 % strained cell, CG 372 evaluations, L-BFGS 54, the same stress to 1e-4 GPa;
-the minimum check's walk of cell and ions off a saddle, box/relax + CG 1194, L-BFGS 282, the same state.
+its model (|F| to 1e-4 eV/A): a +0.5 % strained cell, CG 372 evaluations, L-BFGS 59, the same stress to 1e-4 GPa;
+the minimum check's walk of cell and ions off a saddle, box/relax + CG 1194, L-BFGS 276, the same state.
 
 Every rank of an engine runs the same arithmetic on the same gathered numbers, so all take the same steps.
 """

@@ -27,8 +27,8 @@ class RelaxSettings:
     force_tol: float = 1e-4        # LAMMPS force units
     max_rounds: int = 30
     # lbfgs: L-BFGS driven from Python, one force evaluation per step (mlipprops/minimize.py); cg: LAMMPS' CG with
-    # fix box/relax. Force evaluations, cg -> lbfgs: urea with its model, the relaxation 165 -> 78, a strained
-    # cell's ions 372 -> 54, the minimum check's walk 1194 -> 282; Cu3Au, CuAu float32 model: relax 247 -> 63
+    # fix box/relax. Force evaluations, cg -> lbfgs: urea with its model, the relaxation 165 -> 42, a strained
+    # cell's ions 372 -> 59, the minimum check's walk 1194 -> 276; Cu3Au, CuAu float32 model: relax 247 -> 41
     minimizer: str = "lbfgs"
     skip_minimum_check: bool = False  # else: rattle the relaxed ions and relax again (minimum_check)
 
