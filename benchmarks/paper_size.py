@@ -99,8 +99,8 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--nequip-python", default="",
                    help="a Python with nequip (for its ASE calculator); skipped if not given")
-    p.add_argument("--stock-evaluations", type=int, default=2500,
-                   help="evaluations of the stock flow (benchmarks/elastic_evaluations.py on urea)")
+    p.add_argument("--stock-evaluations", type=int, default=1506,
+                   help="evaluations of the stock flow (benchmarks/elastic_evaluations.py on urea, 3 Dec 2026)")
     p.add_argument("--json", default=str(HERE / "results" / "paper_size.json"))
     args = p.parse_args()
     if not Path(args.model).is_file():
