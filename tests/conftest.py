@@ -33,6 +33,20 @@ def C_of(out_dir) -> np.ndarray:
     return np.array(load(Path(out_dir) / "elastic.json")["C"])
 
 
+def force_evaluations(*logs) -> int:
+    """Force evaluations in LAMMPS logs (files, or folders of log*.lammps), as benchmarks/elastic_evaluations.py
+    counts them: every minimize reports its own, every `run 0` is one."""
+    import re
+    n = 0
+    for path in logs:
+        path = Path(path)
+        for log in sorted(path.glob("log*.lammps")) if path.is_dir() else [path]:
+            text = log.read_text()
+            n += sum(int(m) for m in re.findall(r"Iterations, force evaluations = \d+ (\d+)", text))
+            n += len(re.findall(r"^run\s+0\b", text, re.M))
+    return n
+
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 

@@ -1,11 +1,10 @@
 """The L-BFGS minimizer: the pure algorithm on functions with known minima, and the enthalpy of a crystal in LAMMPS
 (its gradient against finite differences; its minimum against LAMMPS' own box/relax + CG)."""
-import re
-
 import numpy as np
 import pytest
 
 import mlipprops as mp
+from conftest import force_evaluations
 from mlipprops import minimize
 from mlipprops.properties.relax import RelaxSettings, relax_in_place
 from mlipprops.system import System
@@ -112,16 +111,10 @@ def test_lbfgs_relaxation_reaches_the_state_of_box_relax_with_fewer_evaluations(
         settings = RelaxSettings(pressure=2.0, relax_mode=mode, stress_tol=1e-4, force_tol=1e-5, minimizer=minimizer)
         outcome = relax_in_place(engine, settings)
         assert outcome.converged, minimizer
-        reached[minimizer] = (engine.cell(), outcome, evaluations(engine.log_path))
+        reached[minimizer] = (engine.cell(), outcome, force_evaluations(engine.log_path))
     (cell_cg, cg, n_cg), (cell_lb, lb, n_lb) = reached["cg"], reached["lbfgs"]
     assert np.allclose(cell_lb, cell_cg, atol=2e-5)
     assert lb.energy == pytest.approx(cg.energy, abs=1e-7)
     assert np.allclose(lb.stress, cg.stress, atol=2e-4) and np.allclose(lb.stress.diagonal(), -2.0, atol=1e-4)
     assert n_lb < n_cg
 
-
-def evaluations(log: str) -> int:
-    """Force evaluations in a LAMMPS log (as benchmarks/elastic_evaluations.py counts them)."""
-    text = open(log).read()
-    return sum(int(m) for m in re.findall(r"Iterations, force evaluations = \d+ (\d+)", text)) + \
-        len(re.findall(r"^run\s+0\b", text, re.M))
