@@ -439,11 +439,11 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
         if coexistence.molecules_lost(trials) and len(trials) < s.max_trials:
             why += " (stopped there: more trials cannot help)"
         unit = "" if system.potential.units.reduced else " K"
-        seen = "; ".join(f"{what} {'at ' + format(t, 'g') + unit if t is not None else 'in no trial'}"
-                         for what, t in (("the solid grew", lo), ("it melted", hi)))
-        raise NoBracket(f"no bracket found within {len(trials)} trials ({seen}; the others undecided within their "
-                        f"errors){why}; finished trials are kept: rerun with --guess, --tmin/--tmax, more "
-                        "--max-trials or longer --run-steps", record)
+        grew = "the solid grew in no trial" if lo is None else f"the solid grew up to {lo:g}{unit}"
+        melted = "melted in none" if hi is None else f"melted from {hi:g}{unit} up"
+        raise NoBracket(f"no bracket found within {len(trials)} trials ({grew}, {melted}; the others undecided "
+                        f"within their errors){why}; finished trials are kept: rerun with --guess, --tmin/--tmax, "
+                        "more --max-trials or longer --run-steps", record)
     Tm, err = coexistence.melting_point(trials)
 
     # 3. NPH two-phase estimate ------------------------------------------------------------------------------
