@@ -477,6 +477,12 @@ def _ramps(runner: MeltEngine, reference: State, order: dict, s: MeltSettings, t
     e.restore_state(reference)
     e.set_velocities(t0, s.seed)
     heat = runner.ramp("heating_ramp", t0, t1)
+    if s.tmax is not None and ramp_crossing(heat, order["n_order"], rising=False) is None:
+        # a --tmax below where the crystal melts when heated (a molecular crystal superheats far: urea 960 K on a
+        # 4 ps ramp): heat on to twice it, since every trial makes its liquid half from the melt's temperature and
+        # density (without them urea's half did not melt at 410 K, even 2.5x hotter)
+        heat = np.vstack([heat, runner.ramp("heating_ramp_continued", t1, 2.0 * t1)])
+        t1 = 2.0 * t1
     melts_at = ramp_crossing(heat, order["n_order"], rising=False)
     volume = ramp_crossing(heat, order["n_order"], rising=False, column="vol")
     cool = runner.ramp("cooling_ramp", t1, t0)  # from the melt just made
