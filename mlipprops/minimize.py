@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from mlipprops.errors import InputError
+
 # The curvature (energy/length^2) assumed until two steps have measured one: a stiff bond's order of magnitude in
 # eV/A^2 and in lj units (the LJ pair's 57 epsilon/sigma^2). The trust radius bounds the step a wrong guess gives.
 CURVATURE = 70.0
@@ -62,6 +64,11 @@ def lbfgs(evaluate: Callable, x: np.ndarray, converged: Callable[[], bool], step
         d *= min(1.0, trust / size)
         new_energy, new_gradient = evaluate(x + d)
         evaluations += 1
+        if not (np.isfinite(new_energy) and np.isfinite(new_gradient).all()):
+            # a model that breaks down (NaN) passes every energy comparison: it would be walked on as progress
+            raise InputError(f"the potential gave a non-finite energy or force after {evaluations} evaluations of "
+                             "a minimization: the model breaks down on these configurations; check it on the "
+                             "structure with `mlipprops evaluate`")
         if new_energy > energy + max(noise, uphill):
             # the step overshot (a steep wall, or curvature of the wrong sign): shorter steps until one falls
             trust = 0.5 * min(trust, step_size(d))
@@ -111,32 +118,16 @@ class Steps:
         return q
 
 
-def relax_ions(engine, force_tol: float, max_step: float = 0.1, max_evaluations: int = 3000) -> Minimized:
-    """Relax the ions in the engine's cell until the 2-norm of the global force vector is below force_tol (LAMMPS'
-    ftol criterion); max_step: the largest move of an atom in one step (length units)."""
-    cell = engine.cell()
-    forces = [None]
-
-    def evaluate(x):
-        engine.place(cell, x.reshape(-1, 3))
-        forces[0] = engine.forces()
-        return engine.energy(), -forces[0].ravel()
-
-    _, outcome = lbfgs(evaluate, engine.save_state().positions.ravel(),
-                       lambda: np.linalg.norm(forces[0]) <= force_tol,
-                       lambda d: _largest_move(d) / max_step, *_allowances(engine), max_evaluations=max_evaluations)
-    return outcome
-
-
 # The cell's degrees of freedom in each box/relax mode: entries (i, j) of the lower-triangular deformation D, the
-# cell rows going h0 -> h0 D (so the cell keeps LAMMPS' shape; iso: one common factor for the diagonal)
-CELL_ENTRIES = {"iso": ((0, 0), (1, 1), (2, 2)), "aniso": ((0, 0), (1, 1), (2, 2)),
+# cell rows going h0 -> h0 D (so the cell keeps LAMMPS' shape; iso: one common factor for the diagonal; fixed: none,
+# the ions alone)
+CELL_ENTRIES = {"fixed": (), "iso": ((0, 0), (1, 1), (2, 2)), "aniso": ((0, 0), (1, 1), (2, 2)),
                 "tri": ((0, 0), (1, 1), (2, 2), (1, 0), (2, 0), (2, 1))}
 
 
 class Enthalpy:
-    """H = E + P V of the engine's crystal as a function of ions and cell (mode iso, aniso or tri, as fix box/relax),
-    from the engine's current state; pressure in report units, compressive positive.
+    """H = E + P V of the engine's crystal as a function of ions and cell (mode iso, aniso or tri, as fix box/relax;
+    fixed: the ions alone), from the engine's current state; pressure in report units, compressive positive.
 
     Coordinates: the cell as h = h0 D, the ions as r = u D with u in the starting cell. At fixed u a change dD
     strains the crystal homogeneously by D^-1 dD, so dH/dD = V D^-T (sigma + P) (sigma tensile positive). The strain
@@ -175,14 +166,21 @@ class Enthalpy:
 
     def step_size(self, d: np.ndarray, max_step: float, max_strain_step: float) -> float:
         return max(_largest_move(d[:3 * self.natoms]) / max_step,
-                   np.abs(d[3 * self.natoms:]).max() / self.scale / max_strain_step)
+                   np.abs(d[3 * self.natoms:]).max(initial=0.0) / self.scale / max_strain_step)
+
+
+def relax_ions(engine, force_tol: float, max_step: float = 0.1) -> Minimized:
+    """Relax the ions in the engine's cell until the 2-norm of the global force vector is below force_tol (LAMMPS'
+    ftol criterion); max_step: the largest move of an atom in one step (length units)."""
+    return relax_cell_and_ions(engine, "fixed", 0.0, lambda forces, _: np.linalg.norm(forces) <= force_tol,
+                               max_step=max_step)
 
 
 def relax_cell_and_ions(engine, mode: str, pressure: float, converged: Callable, max_step: float = 0.1,
                         max_strain_step: float = 0.01, max_evaluations: int = 3000) -> Minimized:
-    """Minimize the enthalpy over ions and cell (Enthalpy) until converged(forces, residual stress) on the state
-    evaluated last; max_step: the largest move of an atom in one step (length units), max_strain_step: of a cell
-    entry (fractional)."""
+    """Minimize the enthalpy over ions and cell (Enthalpy; mode fixed: the ions alone) until converged(forces,
+    residual stress) on the state evaluated last; max_step: the largest move of an atom in one step (length units),
+    max_strain_step: of a cell entry (fractional)."""
     H = Enthalpy(engine, mode, pressure)
     _, outcome = lbfgs(H, H.start, lambda: converged(H.forces, H.residual),
                        lambda d: H.step_size(d, max_step, max_strain_step), *_allowances(engine),

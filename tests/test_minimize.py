@@ -122,3 +122,17 @@ def test_lbfgs_relaxation_reaches_the_state_of_box_relax_with_fewer_evaluations(
     assert np.allclose(lb.stress, cg.stress, atol=2e-4) and np.allclose(lb.stress.diagonal(), -2.0, atol=1e-4)
     assert n_lb < n_cg
 
+
+
+def test_a_model_that_breaks_down_stops_the_minimization_with_a_clear_error():
+    """NaN passes every energy comparison (a rejected step needs E_new > E + allowed): without a check the minimizer
+    would walk on through a broken model for its whole budget."""
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        bad = len(calls) > 3
+        return (np.nan if bad else x @ x), (np.full_like(x, np.nan) if bad else 2 * x)
+
+    with pytest.raises(mp.InputError, match="non-finite energy or force after 4 evaluations"):
+        minimize.lbfgs(f, np.ones(3), lambda: False, lambda d: np.abs(d).max(), noise=1e-12, uphill=1e-12)
