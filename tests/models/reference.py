@@ -66,6 +66,10 @@ def load_model(model_path: str) -> Tuple[torch.jit.ScriptModule, Dict]:
         "model_dtype": _DTYPES[raw.get("model_dtype", "float32")],
         # dtype of the outputs: legacy models rescale into default_dtype, current ones stay in model_dtype
         "out_dtype": _DTYPES[raw.get("default_dtype", raw.get("model_dtype", "float32"))],
+        # dtype of the inputs (pos, cell, shifts): current models always take float64 and cast inside (a float32
+        # one given float32 positions loses precision, an AOTInductor one gives NaN); legacy ones their data dtype
+        "pos_dtype": torch.float64 if "num_types" in raw else
+                     _DTYPES[raw.get("default_dtype", raw.get("model_dtype", "float32"))],
         "per_edge_type_cutoff": None,
     }
     if "per_edge_type_cutoff" in raw:
@@ -110,7 +114,7 @@ def periodic_inputs(meta, atoms: Atoms, prune: bool = True) -> Dict[str, torch.T
     if prune:
         keep = _prune(meta, types, i, j, d)
         i, j, S = i[keep], j[keep], S[keep]
-    dt = meta["model_dtype"]
+    dt = meta["pos_dtype"]
     return {
         "pos": torch.tensor(atoms.get_positions(), dtype=dt),
         "edge_index": torch.tensor(np.vstack([i, j]), dtype=torch.int64),
@@ -158,7 +162,7 @@ def ghost_inputs(meta, atoms: Atoms, prune: bool = True):
     nbr[is_image] = n + inverse
     all_pos = np.vstack([pos, ghost_pos])
     owner = np.concatenate([np.arange(n), ghost_owner])
-    dt = meta["model_dtype"]
+    dt = meta["pos_dtype"]
     data = {
         "pos": torch.tensor(all_pos, dtype=dt),
         "edge_index": torch.tensor(np.vstack([i, nbr]), dtype=torch.int64),
