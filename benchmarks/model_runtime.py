@@ -32,54 +32,33 @@ from pathlib import Path
 
 import numpy as np
 
-from allegro_md_speed import DEFAULT_MODEL, cpu_model, machine_busy, make_input, versions
+from allegro_md_speed import DEFAULT_MODEL, REPO, cpu_model, machine_busy, make_input, versions
 from report import write_report
 
 GHOST, PERIODIC = "local", "periodic"
+sys.path.insert(0, str(REPO / "tests" / "models"))
+from reference import ghost_inputs, load_model, periodic_inputs  # noqa: E402  (the tests' independent graphs)
 
 
-def frames(n: int, count: int, model, seed: int) -> list[dict]:
-    """`count` rattled copies (0.05 A) of the n x n x n CuAu cell, each as both input graphs (numpy arrays)."""
+def frames(n: int, count: int, meta: dict, seed: int) -> list[dict]:
+    """`count` rattled copies (0.05 A) of the n x n x n CuAu cell, each as both input graphs."""
+    from ase import Atoms
+
     with tempfile.TemporaryDirectory() as tmp:
         make_input(n, 0.5, 300.0, seed, Path(tmp) / "cell.npz")
         cell_data = np.load(Path(tmp) / "cell.npz")
-        positions, cell, symbols = cell_data["positions"], cell_data["cell"], cell_data["symbols"]
-    types = np.array([model.info.type_names.index(s) for s in symbols], np.int64)
+        atoms = Atoms(cell_data["symbols"], positions=cell_data["positions"], cell=cell_data["cell"], pbc=True)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
-        pos = positions + rng.normal(0.0, 0.05, positions.shape)
-        i, j, shifts = model.edges(pos, cell, types)
-        outside = np.abs(shifts).sum(1) != 0
-        # one ghost node per periodic image that a local atom sees, as LAMMPS has them
-        images, ghost = np.unique(np.column_stack([j[outside], shifts[outside]]), axis=0, return_inverse=True)
-        ghost_of, ghost_shift = images[:, 0], images[:, 1:]
-        dst = j.copy()
-        dst[outside] = len(pos) + ghost.reshape(-1)
-        out.append({
-            PERIODIC: {"pos": pos, "edge_index": np.stack([i, j]), "atom_types": types, "cell": cell,
-                       "edge_cell_shift": shifts.astype(float)},
-            GHOST: {"pos": np.concatenate([pos, pos[ghost_of] + ghost_shift @ cell]),
-                    "edge_index": np.stack([i, dst]), "atom_types": np.concatenate([types, types[ghost_of]])},
-            "owner": np.concatenate([np.arange(len(pos)), ghost_of]), "natoms": len(pos)})
+        rattled = atoms.copy()
+        rattled.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+        local, owner, natoms = ghost_inputs(meta, rattled)
+        out.append({PERIODIC: periodic_inputs(meta, rattled), GHOST: local, "owner": owner, "natoms": natoms})
     return out
 
 
-def tensors(torch, graph: dict, pos_dtype) -> dict:
-    t = {"pos": torch.tensor(graph["pos"], dtype=pos_dtype),
-         "edge_index": torch.tensor(graph["edge_index"], dtype=torch.int64),
-         "atom_types": torch.tensor(graph["atom_types"], dtype=torch.int64).reshape(-1, 1)}
-    if "cell" in graph:
-        t["cell"] = torch.tensor(graph["cell"], dtype=pos_dtype).reshape(1, 3, 3)
-        t["edge_cell_shift"] = torch.tensor(graph["edge_cell_shift"], dtype=pos_dtype)
-    return t
-
-
-def torchscript_case(torch, path: str, freeze: bool, optimize: bool):
-    module = torch.jit.load(path).eval()
-    if freeze:
-        module = torch.jit.freeze(module)
-
+def torchscript_case(torch, module, optimize: bool):
     def call(inputs: dict):
         with torch.jit.optimized_execution(optimize):
             out = module(inputs)
@@ -128,17 +107,17 @@ def main(argv=None) -> int:
 
     import torch
 
-    from mlipprops.models import inspect_model
-    from mlipprops.torch_model import DeployedModel, keep_freed_memory
+    from mlipprops.torch_model import keep_freed_memory
 
     keep_freed_memory()                              # as the plugin does, for every case alike
     torch.set_num_threads(args.threads)
-    model = DeployedModel(inspect_model(args.model))
-    pos_dtype = getattr(torch, model.info.pos_dtype)
+    module, meta = load_model(args.model)
+    # the two frozen cases get a copy each: TorchScript keeps its profiled plans per module
     cases = {}
-    for name, freeze, optimize in [("ts-loaded", False, False), ("ts-frozen", True, False),
-                                   ("ts-frozen-opt", True, True)]:
-        call = torchscript_case(torch, args.model, freeze, optimize)
+    for name, case_module, optimize in [("ts-loaded", module, False),
+                                        ("ts-frozen", torch.jit.freeze(module), False),
+                                        ("ts-frozen-opt", torch.jit.freeze(module), True)]:
+        call = torchscript_case(torch, case_module, optimize)
         cases[f"{name} {GHOST}"] = (call, GHOST)
         cases[f"{name} {PERIODIC}"] = (call, PERIODIC)
     if args.pt2:
@@ -149,19 +128,19 @@ def main(argv=None) -> int:
     busy = machine_busy(1.0)
     if busy is not None and busy > 0.2:
         print(f"warning: other processes keep {busy:.0%} of the cores busy: the timings will be disturbed")
-    results = {"model": args.model, "pt2": args.pt2, "model_dtype": model.info.model_dtype,
+    results = {"model": args.model, "pt2": args.pt2, "model_dtype": str(meta["model_dtype"]),
                "threads": args.threads, "calls": args.calls, "rounds": args.rounds, "cpu": cpu_model(),
                "versions": versions(), "busy_before": busy, "sizes": {}}
     for n in args.sizes:
-        data = frames(n, args.calls + 1, model, args.seed)
-        inputs = {c: [tensors(torch, f[c], pos_dtype) for f in data] for c in (GHOST, PERIODIC)}
+        data = frames(n, args.calls + 1, meta, args.seed)
+        inputs = {c: [f[c] for f in data] for c in (GHOST, PERIODIC)}
         natoms = data[0]["natoms"]
         print(f"\n{natoms} atoms: {data[0][PERIODIC]['edge_index'].shape[1]} edges, "
               f"{len(data[0][GHOST]['pos'])} nodes in the local graph; {torch.get_num_threads()} thread(s)")
         check = {}
         for name, (call, convention) in cases.items():            # warm-up: TorchScript profiles its first calls
             for k in range(3):
-                out = call(inputs[convention][k % len(data)])
+                call(inputs[convention][k % len(data)])
             check[name] = energy_forces(data[0], convention, *call(inputs[convention][0]))
         times = {name: [] for name in cases}
         names = list(cases)
@@ -170,9 +149,8 @@ def main(argv=None) -> int:
                 call, convention = cases[name]
                 t0 = time.perf_counter()
                 for frame in inputs[convention][1:]:
-                    out = call(frame)
+                    call(frame)
                 times[name].append((time.perf_counter() - t0) / args.calls * 1e3)
-        del out
         e_ref, f_ref = check[reference]
         rows = {}
         print(f"{'case':<26} {'ms/call':>8} {'min':>8} {'vs ts-frozen local':>19} {'|dE| eV':>9} {'max|dF| eV/A':>13}")
