@@ -99,6 +99,8 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--structure", help="CIF, POSCAR, extxyz or LAMMPS data file")
     g.add_argument("--example", choices=sorted(examples.EXAMPLES),
                    help="a bundled structure + potential instead of --structure/--pair-style")
+    g.add_argument("--cif-block", metavar="NAME", help="the data block (data_NAME) of a CIF that holds several "
+                                                       "structures")
     g.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"), help="repeat the cell")
     g.add_argument("--min-distance", type=float, default=0.5, help="refuse atoms closer than this (A; default 0.5)")
     g = p.add_argument_group("potential")
@@ -173,7 +175,7 @@ def read_inputs(args):
             raise InputError("give the potential: --pair-style STYLE --pair-coeff '...' (or --model FILE)")
         potential = mp.Potential.lammps(args.pair_style, args.pair_coeff, args.units or "metal", types)
     atoms = mp.read_structure(structure, args.supercell, types or list(potential.type_symbols) or None,
-                              args.min_distance)
+                              args.min_distance, args.cif_block)
     return atoms, potential
 
 

@@ -3,6 +3,7 @@ rotation between the input file's frame and LAMMPS' upper-triangular frame."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -19,12 +20,17 @@ DATA_SUFFIXES = (".data", ".lmp", ".lammps")
 
 
 def read_structure(source, supercell: tuple[int, int, int] | None = None, types: list[str] | None = None,
-                   min_distance: float = 0.5) -> Atoms:
+                   min_distance: float = 0.5, cif_block: str | None = None) -> Atoms:
     """A periodic crystal as ase.Atoms, checked: from a file (CIF with symmetry expansion, POSCAR, extxyz, LAMMPS
     data, whose types 1..n are the elements `types`), an ase.Atoms or a pymatgen Structure; repeated by
-    `supercell`. Atoms closer than `min_distance` (A), partial occupancy and missing cells are refused with an
-    InputError; carbon without hydrogen is warned about."""
+    `supercell`. Atoms closer than `min_distance` (A), partial occupancy, missing cells, a CIF cut short or whose
+    atoms disagree with its formula and Z, and a CIF of several structures without `cif_block` (the name after
+    `data_`) are refused with an InputError; carbon without hydrogen is warned about. The atoms keep the file's
+    order (a CIF: its atom-site loop, each site followed by its symmetry copies; `atoms.arrays["cif_label"]`)."""
     from mlipprops.errors import warn
+
+    if not min_distance >= 0:  # a negative or NaN limit would switch the overlap check off without a word
+        raise InputError(f"--min-distance {min_distance}: a distance in A, zero or more (0.5 by default)")
 
     if isinstance(source, Atoms):
         atoms = source.copy()
@@ -38,21 +44,23 @@ def read_structure(source, supercell: tuple[int, int, int] | None = None, types:
         atoms = AseAtomsAdaptor.get_atoms(source)
         atoms.info["source"] = "pymatgen Structure"
     else:
-        atoms = _read_file(str(source), types)
+        atoms = _read_file(str(source), types, cif_block)
+    if cif_block is not None and not str(atoms.info["source"]).lower().endswith(CIF_SUFFIXES):
+        raise InputError(f"--cif-block {cif_block}: {atoms.info['source']} is not a CIF file (leave --cif-block out)")
     atoms = make_supercell(atoms, supercell)
     for note in check_structure(atoms, atoms.info["source"], min_distance):
         warn(note)
     return atoms
 
 
-def _read_file(path: str, type_symbols: list[str] | None = None) -> Atoms:
+def _read_file(path: str, type_symbols: list[str] | None = None, cif_block: str | None = None) -> Atoms:
     """Read a periodic structure. `type_symbols` maps LAMMPS data types 1..n to elements."""
     if not os.path.isfile(path):
         raise InputError(f"structure file {path} not found: check the path (--structure)")
     name = os.path.basename(path).lower()
     try:
         if name.endswith(CIF_SUFFIXES):
-            atoms = _read_cif(path)
+            atoms = _read_cif(path, cif_block)
         elif name.endswith(DATA_SUFFIXES) or name.startswith("data."):
             atoms = _read_lammps_data(path, type_symbols)
         else:
@@ -72,15 +80,15 @@ def _read_file(path: str, type_symbols: list[str] | None = None) -> Atoms:
     return atoms
 
 
-def _read_cif(path: str) -> Atoms:
+def _read_cif(path: str, block_name: str | None = None) -> Atoms:
     from pymatgen.io.ase import AseAtomsAdaptor
     from pymatgen.io.cif import CifParser
 
+    block = _cif_block(path, block_name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        parser = CifParser(path, occupancy_tolerance=1.05)
         try:
-            structures = parser.parse_structures(primitive=False)
+            structures = CifParser.from_str(str(block), occupancy_tolerance=1.05).parse_structures(primitive=False)
         except ValueError as exc:
             notes = "; ".join(str(w.message) for w in caught)
             raise InputError(f"cannot read CIF {path}: {exc} {notes}".strip())
@@ -90,7 +98,93 @@ def _read_cif(path: str) -> Atoms:
         raise InputError(
             f"CIF {path} has partial occupancy / disorder ({len(sites)} sites, e.g. {sites[0]}): "
             "choose one ordered configuration (remove the minor disorder component) and retry")
-    return AseAtomsAdaptor.get_atoms(structure)
+    labels = [str(x) for x in block.data.get("_atom_site_label", [])]
+    structure = _in_loop_order(structure, labels)
+    _check_formula(path, block, structure.composition)
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.set_array("cif_label", np.array([site.label for site in structure], dtype=object).astype(str))
+    if "D" in _cif_symbols(block):
+        from mlipprops.errors import warn
+        warn(f"CIF {path} has deuterium (D): read as hydrogen, with hydrogen's mass (the potential knows H only; "
+             "MD with deuterium's mass: melt's --hydrogen-mass 2.014)")
+    return atoms
+
+
+def _cif_block(path: str, name: str | None):
+    """The one data block of a CIF that holds a structure; with several, the one the user named."""
+    from pymatgen.io.cif import CifFile
+
+    with open(path, errors="replace") as fh:
+        text = fh.read()
+    try:
+        blocks = CifFile.from_str(text).data
+    except (ValueError, ZeroDivisionError) as exc:
+        # a loop whose values do not fill its rows: what a file cut short (or a lost value) looks like
+        raise InputError(f"cannot read CIF {path}: a loop ends inside a row ({exc}): is the file cut short? "
+                         "Restore the complete file") from None
+    with_atoms = [k for k, b in blocks.items() if "_atom_site_fract_x" in b.data or "_atom_site_Cartn_x" in b.data]
+    if name is not None:
+        if name not in blocks:
+            raise InputError(f"--cif-block {name}: CIF {path} has no block data_{name} (it has: "
+                             f"{', '.join(blocks) or 'none'})")
+        return blocks[name]
+    if len(with_atoms) > 1:
+        raise InputError(f"CIF {path} holds {len(with_atoms)} structures (data blocks {', '.join(with_atoms)}): "
+                         f"name one with --cif-block NAME (Python: cif_block='{with_atoms[0]}')")
+    if not with_atoms:
+        raise InputError(f"CIF {path} has no atom sites (_atom_site_fract_x): is it a crystal structure file?")
+    return blocks[with_atoms[0]]
+
+
+def _in_loop_order(structure, labels: list[str]):
+    """The sites in the order of the CIF's atom-site loop (pymatgen sorts them by electronegativity), each site's
+    symmetry copies after it: the input file's order, as far as a symmetry-expanded file has one."""
+    position = {label: k for k, label in enumerate(labels)}
+    if not labels or any(site.label not in position for site in structure):
+        return structure  # labels pymatgen made up: no loop order to restore
+    from pymatgen.core import Structure
+    order = sorted(range(len(structure)), key=lambda k: position[structure[k].label])
+    return Structure.from_sites([structure[k] for k in order])
+
+
+_FORMULA_TERM = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
+
+
+def _cif_symbols(block) -> list[str]:
+    """The element of each atom-site row as the file writes it (type symbol, else the label's letters)."""
+    column = block.data.get("_atom_site_type_symbol") or block.data.get("_atom_site_label") or []
+    return [m.group(1) for m in (_FORMULA_TERM.match(str(x)) for x in column) if m]
+
+
+def _check_formula(path: str, block, composition) -> None:
+    """A CIF whose atoms are not its formula times Z (a file cut inside its atom loop, a lost symmetry operator,
+    missing H atoms) is refused: the computed crystal would not be the one the file describes."""
+    formula = block.data.get("_chemical_formula_sum")
+    if not formula or str(formula).strip() in ("?", "."):
+        return
+    expected: dict[str, float] = {}
+    for element, count in _FORMULA_TERM.findall(str(formula)):
+        element = "H" if element in ("D", "T") else element  # pymatgen reads deuterium and tritium as H
+        expected[element] = expected.get(element, 0.0) + (float(count) if count else 1.0)
+    found = {str(el): float(n) for el, n in composition.get_el_amt_dict().items()}
+    try:
+        z = float(str(block.data.get("_cell_formula_units_Z", "")).split("(")[0])
+    except ValueError:
+        z = None  # no Z: only the proportions can be compared
+    if not z:
+        some = next(iter(expected))
+        z = found.get(some, 0.0) / expected[some]
+    # CSD files give the formula unit and Z; pymatgen and the Materials Project write the cell's content as the
+    # "sum" beside Z: either is consistent, a cut file is neither
+    for units in (z, 1.0):
+        if set(found) == set(expected) and all(abs(found[e] - units * n) <= 1e-3 * units * n
+                                               for e, n in expected.items()):
+            return
+    want = " ".join(f"{e}{z * n:g}" for e, n in expected.items())
+    have = " ".join(f"{e}{n:g}" for e, n in found.items())
+    raise InputError(f"CIF {path}: its atoms ({have}, {sum(found.values()):g} in the cell) are not its formula "
+                     f"'{formula}' times Z = {z:g} ({want}): the file is cut short or atoms (often H) are missing; "
+                     "restore the complete file")
 
 
 def _read_lammps_data(path: str, type_symbols: list[str] | None) -> Atoms:

@@ -100,3 +100,76 @@ def test_centre_species_picks_the_atom_nearest_the_molecular_centre(datadir):
     # urea: C (bonded to O and both N) is nearer the centre of mass than O; N and H occur more than once
     assert centre_species(read_structure(str(datadir / "urea.cif"))) == "C"
     assert centre_species(bulk("Cu", "fcc", a=3.6, cubic=True)) is None
+
+
+# -- what a new user hit (issue 28): CIFs cut short, several blocks, deuterium, the atom order -------------------
+def _urea_text(datadir) -> str:
+    return (datadir / "urea.cif").read_text()
+
+
+def test_cif_cut_between_rows_of_its_atom_loop_is_refused(datadir, tmp_path):
+    """head -c cutting the atom loop after a whole row leaves a valid CIF of fewer atoms: its formula times Z
+    (C H4 N2 O x 2 = 16 atoms) says so."""
+    text = _urea_text(datadir)
+    cut = tmp_path / "cut.cif"
+    cut.write_text(text[:text.index("H2 H")])
+    with pytest.raises(InputError, match=r"cut.cif: its atoms .*12 in the cell.* Z = 2 .*cut short"):
+        read_structure(str(cut))
+
+
+def test_cif_cut_inside_a_row_is_refused(datadir, tmp_path):
+    text = _urea_text(datadir)
+    cut = tmp_path / "cut.cif"
+    cut.write_text(text[:text.index("H1 H") + 12])
+    with pytest.raises(InputError, match=r"cut.cif: a loop ends inside a row.*cut short"):
+        read_structure(str(cut))
+
+
+def test_cif_atoms_against_formula_without_z(datadir, tmp_path):
+    """Without Z only the proportions can be checked: an H row lost still shows."""
+    text = _urea_text(datadir).replace("_cell_formula_units_Z            2\n", "")
+    whole, cut = tmp_path / "whole.cif", tmp_path / "cut.cif"
+    whole.write_text(text)
+    cut.write_text(text[:text.index("H2 H")])
+    assert len(read_structure(str(whole))) == 16
+    with pytest.raises(InputError, match="are not its formula"):
+        read_structure(str(cut))
+    # pymatgen-written CIFs give the cell's content as the formula 'sum' beside Z ('Cu4', Z = 4): consistent too
+    from mlipprops.examples import EXAMPLES
+    assert len(read_structure(EXAMPLES["cu-eam"].structure_path())) == 4
+
+
+def test_cif_with_several_structures_needs_a_block_name(datadir, tmp_path):
+    from mlipprops.examples import EXAMPLES
+    both = tmp_path / "both.cif"
+    both.write_text(open(EXAMPLES["si-sw"].structure_path()).read() + _urea_text(datadir))
+    with pytest.raises(InputError, match=r"both.cif holds 2 structures \(data blocks Si, urea\).*--cif-block"):
+        read_structure(str(both))
+    assert len(read_structure(str(both), cif_block="urea")) == 16
+    assert len(read_structure(str(both), cif_block="Si")) == 8
+    with pytest.raises(InputError, match="no block data_nope"):
+        read_structure(str(both), cif_block="nope")
+    with pytest.raises(InputError, match="not a CIF"):
+        read_structure(str(datadir / "urea_gfn2_heldout.extxyz"), cif_block="urea")
+
+
+def test_cif_atoms_keep_the_atom_loop_order(datadir):
+    """The loop's order (C1 O1 N1 H1 H2), each site followed by its symmetry copies, not pymatgen's sorting by
+    electronegativity (H first): forces and structures come back in the file's order."""
+    atoms = read_structure(str(datadir / "urea.cif"))
+    assert atoms.get_chemical_symbols() == ["C"] * 2 + ["O"] * 2 + ["N"] * 4 + ["H"] * 8
+    assert list(atoms.arrays["cif_label"]) == ["C1"] * 2 + ["O1"] * 2 + ["N1"] * 4 + ["H1"] * 4 + ["H2"] * 4
+    assert list(make_supercell(atoms, (1, 1, 2)).arrays["cif_label"][16:18]) == ["C1", "C1"]
+
+
+def test_deuterium_is_read_as_hydrogen_with_a_warning(datadir, tmp_path, capsys):
+    heavy = tmp_path / "d.cif"
+    heavy.write_text(_urea_text(datadir).replace("H1 H ", "D1 D "))
+    atoms = read_structure(str(heavy))
+    assert atoms.get_chemical_symbols().count("H") == 8
+    assert "d.cif has deuterium (D): read as hydrogen" in capsys.readouterr().err
+
+
+def test_negative_min_distance_is_refused(datadir):
+    with pytest.raises(InputError, match="min-distance -1"):
+        read_structure(str(datadir / "urea.cif"), min_distance=-1)

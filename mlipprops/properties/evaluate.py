@@ -52,6 +52,10 @@ def compute(system, settings: EvaluateSettings, run) -> EvaluateResult | None:
                   "backend": engine.backend, "units": units.stress_unit, "energy_unit": units.energy_unit,
                   "force_unit": units.force_unit, "natoms": system.natoms,
                   "symbols": system.atoms.get_chemical_symbols(), "cell": system.atoms.cell[:],
+                  "atom_order": "the input's (a CIF: its atom-site loop, each site followed by its symmetry copies; "
+                                "site_labels)",
+                  "site_labels": system.atoms.arrays["cif_label"].tolist() if "cif_label" in system.atoms.arrays
+                  else None,
                   "source": system.source}
         version = engine.version()
     if run.world.Get_rank() != 0:
