@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 
 from mlipprops import examples, parallel
-from mlipprops.errors import InputError, LammpsError, report
+from mlipprops.errors import InputError, LammpsError, report, speak_to
 from mlipprops.properties import PROPERTIES
 
 
@@ -31,7 +31,8 @@ RELAX_FLAGS = [
     ("--relax-mode", str, "cell degrees of freedom: iso, aniso or tri (default: tri for a triclinic cell, aniso "
                           "otherwise)"),
     ("--stress-tol", float, "residual stress tolerance, GPa"),
-    ("--force-tol", float, "largest force tolerance, LAMMPS force units (eV/A)"),
+    ("--force-tol", float, "force tolerance, LAMMPS force units (eV/A): on the 2-norm of all atoms' forces "
+                           "together (LAMMPS' ftol), which bounds the largest force too"),
     ("--max-rounds", int, "relaxation rounds at most"),
     ("--minimizer", str, "lbfgs (L-BFGS from Python: fewest force evaluations) or cg (LAMMPS' CG and box/relax)"),
 ]
@@ -204,8 +205,7 @@ def run_property(args):
                       resume=not getattr(args, "no_resume", False), quiet=args.quiet,
                       command_line=" ".join(["mlipprops", *sys.argv[1:]]))
     result = execute(module, atoms, potential, settings, options)
-    if parallel.is_root():
-        result.save(out)
+    if parallel.is_root():  # execute() saved the result in `out`
         print(REPORTS[args.command](result.to_dict()))
         print(f"written: {os.path.join(out, PROPERTIES[args.command][1])}")
 
@@ -332,6 +332,7 @@ def run_build_plugin(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    speak_to("cli")  # messages name the flags the user typed (the API's callers read keywords)
     root = parallel.is_root()
     try:
         if args.command in ("info", "build-plugin"):

@@ -35,7 +35,8 @@ def write_structures(out_dir: str, stem: str, atoms: Atoms, type_symbols: list[s
         path = os.path.join(out_dir, stem + suffix)
         tmp = path + ".part"
         kwargs = {"specorder": list(type_symbols), "masses": True} if fmt == "lammps-data" else {}
-        write(tmp, atoms, format=fmt, **kwargs)
+        # parallel=False: under MPI ase's write is a collective (rank 0 broadcasts), and only rank 0 is here
+        write(tmp, atoms, format=fmt, parallel=False, **kwargs)
         os.replace(tmp, path)
     return structure_files(stem)
 
@@ -59,7 +60,7 @@ def read_atoms(folder: str, record: dict) -> Atoms | None:
 
     files = [f for f in record.get("structure_files", []) if f.endswith(".extxyz")]
     path = os.path.join(folder, files[0]) if files else None
-    return read(path) if path and os.path.isfile(path) else None
+    return read(path, parallel=False) if path and os.path.isfile(path) else None
 
 
 def relax_record(atoms: Atoms, units: Units, energy: float, stress_voigt, residual_voigt, max_force: float,

@@ -12,6 +12,43 @@ def _figure(size):
     return Figure(figsize=size)
 
 
+_PENDING: list = []  # figures a result's plot() made in the running Jupyter cell
+
+
+def shown(fig):
+    """A figure for the user (a result's plot()): in a Jupyter kernel shown at the end of the cell, as pyplot's
+    figures are, so that `f = e.plot()` shows it too; not when it is the cell's value, which Jupyter shows itself.
+    Elsewhere nothing happens (no pyplot, no window)."""
+    shell = _kernel_shell()
+    if shell is not None:
+        if _show_pending not in shell.events.callbacks["post_run_cell"]:
+            # a kernel that never imported pyplot has no PNG formatter for figures: it would print their repr
+            from IPython.core.pylabtools import select_figure_formats
+            select_figure_formats(shell, {"png"})
+            shell.events.register("post_run_cell", _show_pending)
+        _PENDING.append(fig)
+    return fig
+
+
+def _kernel_shell():
+    import sys
+    if "ipykernel" not in sys.modules:
+        return None
+    from IPython import get_ipython
+    shell = get_ipython()
+    return shell if shell is not None and hasattr(shell, "kernel") else None
+
+
+def _show_pending(result) -> None:
+    from IPython.display import display
+    value = getattr(result, "result", None)
+    figures = list(_PENDING)
+    _PENDING.clear()
+    for fig in figures:
+        if fig is not value:
+            display(fig)
+
+
 def stiffness_heatmap(C: np.ndarray, C_err: np.ndarray, unit: str, title: str = ""):
     """C_ij with its errors as a heat map."""
     fig = _figure((6.4, 5.4))

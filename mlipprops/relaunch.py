@@ -89,6 +89,9 @@ def main(folder: str) -> int:
 
     with open(os.path.join(folder, "call.pkl"), "rb") as fh:
         module_name, atoms, potential, settings, options = pickle.load(fh)
+    if options.command_line:  # relaunched by the CLI (--np): its messages name flags
+        from mlipprops.errors import speak_to
+        speak_to("cli")
     try:
         result = execute(importlib.import_module(module_name), atoms, potential, settings, options)
     except (InputError, LammpsError) as exc:  # every rank alike (else settle_error has aborted them)

@@ -31,11 +31,19 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600): a result is for colleagues too
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process' umask (it can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str, record: dict) -> None:
@@ -63,6 +71,13 @@ def provenance(potential: dict, ranks: int, groups: int, started: float, lammps_
     }
 
 
+def checksum(record: dict) -> str:
+    """SHA-256 of a checkpoint's contents (its schema_version aside): a hand-edited or damaged checkpoint would
+    otherwise be taken as a computed result (one strained cell's stress edited by 1 GPa moves C by 100 GPa)."""
+    body = {k: v for k, v in record.items() if k != "schema_version"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_plain).encode()).hexdigest()
+
+
 def fingerprint(*parts) -> str:
     """A short hash of everything that determines a result; checkpoints are valid only for the same one."""
     text = json.dumps(parts, sort_keys=True, default=_plain)
@@ -88,10 +103,23 @@ class Checkpoints:
             record = read_json(self._path(name))
         except (OSError, ValueError):
             return None
-        return record if record.get("fingerprint") == self.key else None
+        if record.get("fingerprint") != self.key:
+            return None
+        saved = record.pop("checksum", None)
+        if saved is None:
+            return None  # written before checkpoints carried a checksum: recomputed rather than trusted
+        if saved != checksum(record):
+            from mlipprops.errors import warn
+            warn(f"checkpoint {self._path(name)} was changed after it was written (its checksum does not match): "
+                 "recomputing that task")
+            return None
+        return record
 
     def save(self, name: str, record: dict) -> None:
-        write_json(self._path(name), {"fingerprint": self.key, **record})
+        record = {"fingerprint": self.key, **record}
+        # written as it will be read back (JSON), so that the checksum covers exactly what a resume gets
+        record = json.loads(json.dumps(record, default=_plain))
+        write_json(self._path(name), {**record, "checksum": checksum(record)})
 
     def once(self, name: str, comm, compute, still_valid=None):
         """The record of task `name`: from its checkpoint when a valid one exists (and still_valid(record) says

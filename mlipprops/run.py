@@ -82,7 +82,19 @@ def settings_from(cls, keywords: dict):
     unknown = sorted(set(keywords) - names)
     if unknown:
         raise InputError(f"unknown setting(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
+    for name, value in keywords.items():
+        _check_finite(name, value)
     return cls(**keywords)
+
+
+def _check_finite(name: str, value) -> None:
+    """NaN passes every comparison a check makes (nan <= 0 and nan > 0.05 are both False) and fails much later
+    inside LAMMPS; infinity is no setting either."""
+    import math
+    values = value if isinstance(value, (tuple, list)) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        shown = ",".join(map(str, values))
+        raise InputError(f"--{name.replace('_', '-')} {shown}: give finite numbers")
 
 
 def execute(module, atoms, potential, settings, options: Options):
@@ -90,6 +102,9 @@ def execute(module, atoms, potential, settings, options: Options):
     return its Result on every rank."""
     if options.np is not None and options.np < 1:
         raise InputError(f"--np {options.np}: the number of MPI ranks must be at least 1")
+    if options.groups is not None and options.groups < 1:
+        raise InputError(f"--groups {options.groups}: the number of MPI task groups must be at least 1 (leave it out "
+                         "to have it chosen)")
     if options.np is not None and options.np > 1 and not parallel.under_mpiexec():
         from mlipprops import relaunch
         return relaunch.under_mpiexec(module.__name__, atoms, potential, settings, options)
@@ -108,14 +123,20 @@ def execute(module, atoms, potential, settings, options: Options):
         except BaseException as exc:
             parallel.settle_error(exc)  # one rank alone with its error, the others waiting: all are aborted
             raise
+        if options.out is not None and world.Get_rank() == 0:
+            result.save(out)  # the API's out= holds what the CLI's --out holds: mlipprops.load reads either
         return world.bcast(result, root=0)
 
 
 class _folder:
     """The output folder (created by rank 0), or a temporary one removed afterwards; locked for this run, so
-    that a second run on the same folder is refused instead of mixing its files with this one's."""
+    that a second run on the same folder is refused instead of mixing its files with this one's. A folder that
+    holds files mlipprops did not write is refused: a run would overwrite them (log.lammps, C.csv, ...)."""
 
     LOCK = ".mlipprops.lock"
+    # left in every folder mlipprops writes: later runs may write there again (a lock file left by older
+    # versions says the same)
+    MARK = ".mlipprops"
 
     def __init__(self, out: str | None, world):
         self.world, self.temporary, self.lock = world, out is None, None
@@ -134,32 +155,63 @@ class _folder:
         return self.path
 
     def _claim(self) -> str | None:
-        import fcntl
         if any(c in self.path for c in '\n\r"'):
             return f"output folder {self.path!r} contains a newline or a double quote: choose another name"
         try:
             os.makedirs(self.path, exist_ok=True)
-            self.lock = open(os.path.join(self.path, self.LOCK), "a+")
+            foreign = self._foreign_files()
+            if foreign:
+                return (f"--out {self.path} holds files mlipprops did not write ({', '.join(foreign[:3])}"
+                        f"{', ...' if len(foreign) > 3 else ''}), which a run would overwrite: give a new or empty "
+                        "folder")
+            return self._lock()
         except OSError as exc:
             return (f"cannot use {self.path} as the output folder ({exc.strerror}): give --out a folder you can "
                     "write to")
-        try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.lock.seek(0)
-            owner = self.lock.read().strip() or "another process"
-            self.lock.close()
-            self.lock = None
-            return (f"{self.path} is in use by another mlipprops run ({owner}): wait for it, or give another --out")
-        self.lock.truncate(0)
-        self.lock.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-        self.lock.flush()
+
+    def _foreign_files(self) -> list[str]:
+        names = sorted(os.listdir(self.path))
+        return [] if self.MARK in names or self.LOCK in names else names
+
+    def _lock(self) -> str | None:
+        """flock on the lock file. It is removed at the end, so a run that opened it just before may hold a lock
+        on a removed file: the lock counts only while the path still names the file locked."""
+        import fcntl
+        path = os.path.join(self.path, self.LOCK)
+        for _ in range(10):
+            handle = open(path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                handle.close()
+                return f"{self.path} is in use by another mlipprops run ({owner}): wait for it, or give another --out"
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()  # the previous run removed it meanwhile: lock the new one
+        else:
+            return f"cannot lock {path}: it keeps being replaced; is another run starting there?"
+        self.lock = handle
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        with open(os.path.join(self.path, self.MARK), "w") as fh:
+            fh.write("A folder written by mlipprops: its runs may write here again (and overwrite their files).\n")
         return None
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:  # after an error the ranks did not all reach here (settle_error)
             self.world.Barrier()
         if self.lock is not None:
-            self.lock.close()  # releases the lock (the file stays: removing it would race with the next run)
+            try:
+                os.unlink(self.lock.name)  # before the lock is released: a run waiting on it then finds it gone
+            except OSError:
+                pass
+            self.lock.close()
         if self.temporary and self.world.Get_rank() == 0:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -130,7 +130,7 @@ def _cif_block(path: str, name: str | None):
         return blocks[name]
     if len(with_atoms) > 1:
         raise InputError(f"CIF {path} holds {len(with_atoms)} structures (data blocks {', '.join(with_atoms)}): "
-                         f"name one with --cif-block NAME (Python: cif_block='{with_atoms[0]}')")
+                         "name one with --cif-block NAME")
     if not with_atoms:
         raise InputError(f"CIF {path} has no atom sites (_atom_site_fract_x): is it a crystal structure file?")
     return blocks[with_atoms[0]]

@@ -68,6 +68,17 @@ def execute_notebook(name: str, env: dict, monkeypatch) -> tuple[str, int]:
     return text, sum("image/png" in o.get("data", {}) for o in outputs)
 
 
+def execute_notebook_source(cells: list[str]) -> list[list[dict]]:
+    """Run code cells in a fresh kernel (cwd = notebooks/); the outputs of each cell."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    return [list(c.outputs) for c in nb.cells]
+
+
 @pytest.fixture
 def datadir() -> Path:
     return DATA

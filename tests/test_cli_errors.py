@@ -55,7 +55,7 @@ def test_unknown_units(si_file, tmp_path):
 def test_no_potential_and_bad_groups(si_file, tmp_path):
     _one_line_error(run_cli("relax", "--structure", si_file, check=False), "--pair-style")
     _one_line_error(run_cli("elastic", "--structure", si_file, *SI_SW, "--groups", "3", "--np", "2",
-                            "--out", tmp_path, check=False), "--groups 3")
+                            "--out", tmp_path / "o", check=False), "--groups 3")
 
 
 def test_every_help_renders(capsys):

@@ -143,7 +143,7 @@ def test_cif_with_several_structures_needs_a_block_name(datadir, tmp_path):
     from mlipprops.examples import EXAMPLES
     both = tmp_path / "both.cif"
     both.write_text(open(EXAMPLES["si-sw"].structure_path()).read() + _urea_text(datadir))
-    with pytest.raises(InputError, match=r"both.cif holds 2 structures \(data blocks Si, urea\).*--cif-block"):
+    with pytest.raises(InputError, match=r"both.cif holds 2 structures \(data blocks Si, urea\).*cif_block=NAME"):
         read_structure(str(both))
     assert len(read_structure(str(both), cif_block="urea")) == 16
     assert len(read_structure(str(both), cif_block="Si")) == 8
@@ -171,5 +171,5 @@ def test_deuterium_is_read_as_hydrogen_with_a_warning(datadir, tmp_path, capsys)
 
 
 def test_negative_min_distance_is_refused(datadir):
-    with pytest.raises(InputError, match="min-distance -1"):
+    with pytest.raises(InputError, match="min_distance=-1"):
         read_structure(str(datadir / "urea.cif"), min_distance=-1)

@@ -132,16 +132,16 @@ class ElasticResult:
         return ElasticTensor.from_voigt(self.C)
 
     def plot(self):
-        """Heat map of C with its errors (matplotlib Figure)."""
-        from mlipprops.plots import stiffness_heatmap
-        return stiffness_heatmap(self.C, self.C_err, self.units)
+        """Heat map of C with its errors (matplotlib Figure; in Jupyter shown at the end of the cell)."""
+        from mlipprops.plots import shown, stiffness_heatmap
+        return shown(stiffness_heatmap(self.C, self.C_err, self.units))
 
     def plot_young(self):
-        """Directional Young's modulus in three planes (matplotlib Figure)."""
-        from mlipprops.plots import directional_young
+        """Directional Young's modulus in three planes (matplotlib Figure; in Jupyter shown too)."""
+        from mlipprops.plots import directional_young, shown
         if self.S is None:
             raise InputError("C is singular: no compliance, so no directional Young's modulus")
-        return directional_young(self.S, self.units)
+        return shown(directional_young(self.S, self.units))
 
     def save(self, out_dir: str) -> None:
         """elastic.json, C.csv, C.png (and the relaxed structure of a 0 K run)."""
@@ -152,7 +152,8 @@ class ElasticResult:
             header = "# C_ij (" + self.units + "), Voigt order xx yy zz yz xz xy, frame of the input structure\n"
             rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in self.C)
             write_atomic(os.path.join(out_dir, "C.csv"), header + rows + "\n")
-            self.plot().savefig(os.path.join(out_dir, "C.png"), dpi=120)
+            from mlipprops.plots import stiffness_heatmap  # not plot(): saving shows nothing in Jupyter
+            stiffness_heatmap(self.C, self.C_err, self.units).savefig(os.path.join(out_dir, "C.png"), dpi=120)
 
     @classmethod
     def from_files(cls, record: dict, folder: str) -> "ElasticResult":

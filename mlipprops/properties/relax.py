@@ -144,10 +144,15 @@ def runaway(engine: Engine, energy0: float, volume0: float, failed: bool = False
     # far beyond what relaxing even a poor start does (a sparse random packing of Cu: -1.1 eV/atom, volume x0.77)
     if energy < energy0 - 5.0 or not 0.3 < ratio < 3.0 or len(d) or failed and energy < energy0 - 1.0:
         contact = f", atoms {i[np.argmin(d)] + 1} and {j[np.argmin(d)] + 1} {d.min():.2f} A apart" if len(d) else ""
-        raise InputError(f"the relaxation ran away: energy {energy0:.3f} -> {energy:.3f} {engine.units.energy_unit}"
-                         f"/atom, volume x{ratio:.2f}{contact}. The potential collapses this crystal (a model "
-                         "outside its training domain does this): check it on the structure with `mlipprops "
-                         "evaluate`, and the structure itself")
+        raise InputError(runaway_message(energy0, energy, engine.units.energy_unit, ratio, contact))
+
+
+def runaway_message(energy0: float, energy: float, energy_unit: str, ratio: float, contact: str = "") -> str:
+    """What happened to the crystal, in the words that fit: a cell that grew 4.5 times did not collapse."""
+    what = "blows this crystal apart" if ratio > 1.0 and not contact else "collapses this crystal"
+    return (f"the relaxation ran away: energy {energy0:.3f} -> {energy:.3f} {energy_unit}/atom, volume x{ratio:.2f}"
+            f"{contact}. The potential {what} (a model outside its training domain does this): check it on the "
+            "structure with `mlipprops evaluate`, and the structure itself")
 
 
 def relax_ions(engine: Engine, force_tol: float, minimizer: str = "lbfgs", max_rounds: int = 5,

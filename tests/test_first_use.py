@@ -1,0 +1,122 @@
+"""What a new user hit (issue 28): each case as it was reported, with what mlipprops does now."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+import mlipprops as mp
+from conftest import SI_SW, run_cli
+
+
+def _one_line(proc, *words):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+# -- 12: small ones -------------------------------------------------------------------------------------------
+def test_nan_strain_is_refused_before_lammps(tmp_path):
+    _one_line(run_cli("elastic", "--example", "si-sw", "--strains", "nan", "--out", tmp_path, check=False),
+              "--strains nan", "finite")
+    atoms, pot = mp.example("si-sw")
+    with pytest.raises(mp.InputError, match=r"^strains=nan: give finite numbers"):
+        mp.elastic(atoms, pot, strains=(float("nan"),))
+
+
+def test_negative_min_distance_and_zero_groups_are_refused(tmp_path):
+    _one_line(run_cli("relax", "--example", "si-sw", "--min-distance", "-1", "--out", tmp_path, check=False),
+              "--min-distance -1")
+    _one_line(run_cli("elastic", "--example", "si-sw", "--groups", "0", "--out", tmp_path, check=False),
+              "--groups 0", "at least 1")
+
+
+def test_force_tol_help_names_the_norm_the_minimizers_use():
+    from mlipprops.cli import RELAX_FLAGS
+    text = dict((flag, help_) for flag, _, help_ in RELAX_FLAGS)["--force-tol"]
+    assert "2-norm" in text and "largest force tolerance" not in text
+
+
+def test_a_runaway_that_expands_is_not_called_a_collapse():
+    from mlipprops.properties.relax import runaway_message
+    assert "blows this crystal apart" in runaway_message(-3.0, -9.0, "eV", 4.5)
+    assert "collapses" in runaway_message(-3.0, -9.0, "eV", 0.2)
+    assert "collapses" in runaway_message(-3.0, -9.0, "eV", 1.1, ", atoms 1 and 2 0.30 A apart")
+
+
+def test_a_tampered_checkpoint_is_recomputed_with_a_warning(tmp_path, capsys):
+    from mlipprops.results import Checkpoints
+    saved = Checkpoints(str(tmp_path), "elastic", "key")
+    saved.save("e1+0.005", {"stress": np.array([1.0, 2.0, 3.0, 0.0, 0.0, 0.0])})
+    assert saved.load("e1+0.005")["stress"] == [1.0, 2.0, 3.0, 0.0, 0.0, 0.0]
+    path = tmp_path / "checkpoints" / "elastic" / "e1+0.005.json"
+    record = json.loads(path.read_text())
+    record["stress"][0] = 2.0  # one stress component edited by 1 GPa: C off by 100 GPa at 0.5 % strain
+    path.write_text(json.dumps(record))
+    assert saved.load("e1+0.005") is None
+    assert "was changed after it was written" in capsys.readouterr().err
+
+
+# -- 4: the API speaks in keywords ----------------------------------------------------------------------------
+def test_api_errors_name_keywords_and_the_cli_flags(tmp_path):
+    atoms, pot = mp.example("si-sw")
+    with pytest.raises(mp.InputError) as caught:
+        mp.elastic(atoms, pot, strains=(0.0,))
+    assert str(caught.value).startswith("strains=0.0: ") and "--" not in str(caught.value)
+    _one_line(run_cli("elastic", "--example", "si-sw", "--strains", "0", "--out", tmp_path, check=False),
+              "--strains 0")
+
+
+def test_the_api_out_holds_what_mlipprops_load_reads(tmp_path):
+    atoms, pot = mp.example("si-sw")
+    r = mp.relax(atoms, pot, out=str(tmp_path / "r"), quiet=True)
+    back = mp.load(str(tmp_path / "r"))
+    assert back.energy == r.energy and back.atoms is not None
+
+
+def test_a_figure_shows_in_jupyter_without_being_the_cells_value(monkeypatch):
+    """`f = e.plot()` in a notebook: the figure is shown at the end of the cell, as pyplot's are."""
+    from conftest import execute_notebook_source
+    outputs = execute_notebook_source([
+        "import mlipprops as mp\n"
+        "from mlipprops.properties.elastic import ElasticResult\n"
+        "import numpy as np\n"
+        "e = ElasticResult({'C': np.eye(6) * 100, 'C_err': np.zeros((6, 6)), 'units': 'GPa', 'S': np.eye(6) / 100})\n"
+        "f = e.plot()\n",
+        "g = e.plot()\ng",
+    ])
+    pngs = [sum("image/png" in o.get("data", {}) for o in cell) for cell in outputs]
+    assert pngs == [1, 1]  # shown once each: by assignment, and as the cell's value (not twice)
+
+
+# -- 5, 6: the output folder ----------------------------------------------------------------------------------
+def test_a_folder_with_the_users_files_is_refused(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "log.lammps").write_text("my own LAMMPS run\n")
+    _one_line(run_cli("evaluate", "--example", "si-sw", "--out", mine, check=False),
+              f"--out {mine} holds files mlipprops did not write (log.lammps)", "new or empty folder")
+    assert (mine / "log.lammps").read_text() == "my own LAMMPS run\n"
+    atoms, pot = mp.example("si-sw")
+    with pytest.raises(mp.InputError, match=r"^out=.*holds files mlipprops did not write"):
+        mp.evaluate(atoms, pot, out=str(mine))
+
+
+def test_results_follow_the_umask_and_no_lock_is_left(tmp_path):
+    out = tmp_path / "si"
+    previous = os.umask(0o022)  # the run inherits it
+    try:
+        run_cli("elastic", "--example", "si-sw", "--strains", "0.005", "--quiet", "--out", out)
+    finally:
+        os.umask(previous)
+    for path in [out / "elastic.json", out / "C.csv", *(out / "checkpoints" / "elastic").glob("*.json")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # the tests run under umask 022
+    assert not (out / ".mlipprops.lock").exists()
+    # a folder mlipprops wrote is its own: a second run writes there again
+    run_cli("elastic", "--example", "si-sw", "--strains", "0.005", "--quiet", "--out", out)
+    assert not (out / ".mlipprops.lock").exists()
