@@ -59,6 +59,9 @@ SETTING_FLAGS = {
         ("--seed", int, "velocity and thermostat seed"),
     ],
     "melt": RELAX_FLAGS + [
+        ("--method", str, "pinning (interface pinning: delta_mu(T) from a biased two-phase cell; the default for "
+                          "molecular crystals) or coexistence (growth rates of free two-phase cells; the default "
+                          "for atomic crystals)"),
         ("--guess", float, "a rough T_m (K; lj reduced): brackets the search at +-15 %%"),
         ("--tmin", float, "lowest temperature to consider"),
         ("--tmax", float, "highest temperature to consider"),
@@ -288,6 +291,8 @@ def stability_text(s: dict, unit: str) -> str:
 
 def _report_melt(r: dict) -> str:
     unit = "K" if r["temperature_unit"] == "K" else "(reduced)"
+    if r["method"] == "pinning":
+        return _report_pinning(r, unit)
     lines = [f"T_m = {r['T_m']:.1f} +- {r['T_m_err']:.1f} {unit} at {r['pressure']:g} {r['pressure_unit']} "
              f"({len(r['trials'])} coexistence trials, {r['natoms']} atoms)"]
     for t in r["trials"]:
@@ -302,6 +307,21 @@ def _report_melt(r: dict) -> str:
         lines.append(f"heating ramp melts at {ramp['melts_at']:.0f} {unit}: {100 * ramp['overshoot']:+.0f} % "
                      "(superheating)")
     return "\n".join(lines) + "\n(also melt_trials.png, melt_rates.png)"
+
+
+def _report_pinning(r: dict, unit: str) -> str:
+    p, energy = r["pinning"], "eV" if unit == "K" else "epsilon"
+    fit = p["fit"]
+    lines = [f"T_m = {r['T_m']:.1f} +- {r['T_m_err']:.1f} {unit} at {r['pressure']:g} {r['pressure_unit']} "
+             f"(interface pinning, {len(r['trials'])} temperatures, {r['natoms']} atoms, {p['particles']} "
+             f"{p['particle'].split()[0]}s in the order parameter)"]
+    for t in r["trials"]:
+        note = "" if t["used"] else "  not used: " + "; ".join(t["problems"])
+        lines.append(f"  T = {t['temperature']:8.1f}  delta_mu {1000 * t['delta_mu']:+8.3f} +- "
+                     f"{1000 * t['delta_mu_err']:.3f} m{energy}  crystal fraction {t['crystal_fraction']:.2f}{note}")
+    lines.append(f"latent heat from the slope: {fit['latent_heat']:.4f} +- {fit['latent_heat_err']:.4f} {energy} per "
+                 f"{p['particle'].split()[0]}")
+    return "\n".join(lines) + "\n(also melt_pinning.png, melt_trials.png)"
 
 
 REPORTS = {"evaluate": _report_evaluate, "relax": _report_relax, "elastic": _report_elastic, "melt": _report_melt}

@@ -74,10 +74,30 @@ def growth_rate(times: np.ndarray, n_solid: np.ndarray, natoms: int, transient: 
     return Growth(rate, err, verdict, float(frac[0]), float(frac[-1]))
 
 
+def volume_drifting(times: np.ndarray, volume: np.ndarray, n_solid: np.ndarray, n_order: int,
+                    per_particle: float = 0.2, slack: float = 0.005) -> tuple[bool, float]:
+    """(drifting, relative volume change over the second half of a trial). A two-phase cell changes volume as its
+    interface moves, by the volume of fusion per particle that changes phase (2-15 % of the volume per particle
+    for the crystals seen: `per_particle` = 20 % bounds it); a change beyond that, and beyond `slack` of the
+    volume, is a cell still settling (a liquid half still densifying), whose growth rate does not measure the
+    interface (urea, 409 K trial: the volume fell 8.7 % while the solid count barely moved)."""
+    t, v, n = (np.asarray(a, float) for a in (times, volume, n_solid))
+    half = slice(len(t) // 2, None)
+    dv = np.polyfit(t[half], v[half], 1)[0] * np.ptp(t[half])
+    dn = np.polyfit(t[half], n[half], 1)[0] * np.ptp(t[half])
+    explained = abs(dn) * per_particle * v.mean() / n_order
+    return bool(abs(dv) > explained + slack * v.mean()), float(dv / v.mean())
+
+
+def trusted(trials: list[dict]) -> list[dict]:
+    """The trials a fit may use: not those whose volume was still drifting."""
+    return [t for t in trials if not t.get("volume_drifting", False)]
+
+
 def bracket(trials: list[dict]) -> tuple[float | None, float | None]:
-    """Highest temperature where the solid grew and lowest where it melted."""
-    grows = [t["temperature"] for t in trials if t["verdict"] == GROWS]
-    melts = [t["temperature"] for t in trials if t["verdict"] == MELTS]
+    """Highest temperature where the solid grew and lowest where it melted (trusted trials only)."""
+    grows = [t["temperature"] for t in trusted(trials) if t["verdict"] == GROWS]
+    melts = [t["temperature"] for t in trusted(trials) if t["verdict"] == MELTS]
     return (max(grows) if grows else None), (min(melts) if melts else None)
 
 
@@ -113,7 +133,7 @@ def rate_line(trials: list[dict], window: float | None = None) -> RateLine:
         raise ValueError("no bracket: need a trial where the solid grows and one where it melts")
     mid = 0.5 * (low + high)
     window = window or max(2.0 * abs(high - low), 0.03 * abs(mid))
-    data = sorted(trials, key=lambda t: abs(t["temperature"] - mid))
+    data = sorted(trusted(trials), key=lambda t: abs(t["temperature"] - mid))
     near = [t for t in data if abs(t["temperature"] - mid) <= window]
     if len(near) < 4:
         near = data[:max(4, len(near))]
@@ -148,6 +168,27 @@ def melting_point(trials: list[dict], window: float | None = None) -> tuple[floa
     Tm = line.mid - line.intercept / line.slope
     grad = np.array([line.intercept / line.slope**2, -1.0 / line.slope])  # delta method on Tm = mid - b/a
     return float(Tm), float(np.sqrt(grad @ line.cov @ grad) * line.t_factor)
+
+
+def unsupported(trials: list[dict], target_error: float) -> str | None:
+    """Why the T_m of melting_point is not supported by the trials (a sentence), or None when it is: a bracket,
+    every trial where the solid grew below T_m and every one where it melted above it (a line through rates
+    placed its zero outside its own evidence, or trials contradict each other), and an error of at most
+    `target_error`."""
+    low, high = bracket(trials)
+    if low is None or high is None:
+        return "no bracket: need a trial where the solid grows and one where it melts"
+    Tm, err = melting_point(trials)
+    grew_above = [t["temperature"] for t in trusted(trials) if t["verdict"] == GROWS and t["temperature"] >= Tm]
+    melted_below = [t["temperature"] for t in trusted(trials) if t["verdict"] == MELTS and t["temperature"] <= Tm]
+    if grew_above or melted_below:
+        which = (f"the solid grew at {max(grew_above):g}" if grew_above else f"melted at {min(melted_below):g}")
+        return (f"the fitted T_m {Tm:.1f} +- {err:.1f} contradicts the trials ({which}, on the wrong side of it): "
+                "more trials near it or longer --run-steps")
+    if not err <= target_error:
+        return (f"T_m {Tm:.1f} +- {err:.1f} is not known to the target {target_error:g}: more --max-trials, longer "
+                "--run-steps, or a larger --target-error")
+    return None
 
 
 def both_sides(trials: list[dict], Tm: float, count: int = 2) -> bool:

@@ -151,18 +151,21 @@ def stiffness_summary(C: np.ndarray, C_err: np.ndarray | None = None, stress: np
 
 def melt_record(result: dict, system, units: Units) -> dict:
     """melt.json: T_m with its error, every trial, the NPH and heating-ramp estimates."""
-    ramps = result["ramps"]
-    melts_at = ramps["heating_melts_at"]
+    ramps = result["ramps"] or {}
+    melts_at = ramps.get("heating_melts_at")
+    pinning = result.get("pinning")
     return {
-        "property": "melt", "method": "solid-liquid coexistence, growth-rate fit",
+        "property": "melt", "method": result["method"],
+        "method_description": "interface pinning: the zero of delta_mu(T) from the mean bias force"
+        if result["method"] == "pinning" else "solid-liquid coexistence, growth-rate fit",
         "T_m": result["T_m"], "T_m_err": result["T_m_err"],
         "temperature_unit": "lj" if units.reduced else "K",
         "pressure": result["settings"]["pressure"], "pressure_unit": units.stress_unit,
         "natoms": system.natoms, "cell": system.atoms.cell[:], "trials": result["trials"],
-        "nph": result["nph"],
+        "nph": result["nph"], **({"pinning": pinning} if pinning else {}),
         "heating_ramp": {"melts_at": melts_at, "overshoot": None if melts_at is None
                          else melts_at / result["T_m"] - 1.0, "cooling_crystallizes_at":
-                         ramps["cooling_crystallizes_at"], **ramps},
+                         ramps.get("cooling_crystallizes_at"), **ramps},
         "bracket_start": result["bracket_start"], "order_parameter": result["order_parameter"],
         "molecules_intact": result["molecules_intact"],
         "settings": result["settings"], "source": system.source,

@@ -87,7 +87,8 @@ def directional_young(S: np.ndarray, unit: str):
 
 
 def melt_trials(record: dict, series: dict):
-    """Solid fraction and temperature against time for every coexistence trial (series: samples by file name)."""
+    """Solid fraction and temperature against time for every trial or pinning run (series: samples by file
+    name)."""
     fig = _figure((7, 7))
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     n_order = record["order_parameter"]["n_order"]
@@ -101,12 +102,35 @@ def melt_trials(record: dict, series: dict):
         if data is None:
             continue
         color = cmap((t["temperature"] - lo) / (hi - lo + 1e-12))
-        ax1.plot(data[:, 0] * dt, data[:, -1] / n_order, color=color, label=f"{t['temperature']:.0f}")
+        ax1.plot(data[:, 0] * dt, data[:, 8] / n_order, color=color, label=f"{t['temperature']:.0f}")  # nsolid
         ax2.plot(data[:, 0] * dt, data[:, 1], color=color)
     ax1.set_ylabel("solid-like fraction")
     ax1.legend(fontsize=7, ncol=3, title="trial T")
     ax2.set_ylabel("temperature")
     ax2.set_xlabel("time (ps)")
+    fig.tight_layout()
+    return fig
+
+
+def melt_pinning(record: dict):
+    """delta_mu(T) with its errors, the fitted line, T_m and its error band (interface pinning)."""
+    fig = _figure((6, 4))
+    ax = fig.subplots()
+    points, fit = record["pinning"]["temperatures"], record["pinning"]["fit"]
+    for used, style in ((True, "o"), (False, "x")):
+        pts = [p for p in points if p["used"] == used]
+        if pts:
+            ax.errorbar([p["temperature"] for p in pts], [p["delta_mu"] for p in pts],
+                        yerr=[p["delta_mu_err"] for p in pts], fmt=style, color="C0",
+                        label=None if used else "not used")
+    T = np.linspace(min(fit["temperatures"]), max(fit["temperatures"]), 50)
+    ax.plot(T, fit["slope"] * (T - fit["T_m"]), color="C0", lw=1)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvspan(record["T_m"] - record["T_m_err"], record["T_m"] + record["T_m_err"], alpha=0.3, color="C1")
+    ax.axvline(record["T_m"], color="C1", label=f"T_m = {record['T_m']:.1f} ± {record['T_m_err']:.1f}")
+    ax.set_xlabel("temperature")
+    ax.set_ylabel(f"μ_liquid − μ_solid per {record['pinning']['particle'].split()[0]}")
+    ax.legend()
     fig.tight_layout()
     return fig
 

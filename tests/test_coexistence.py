@@ -113,3 +113,45 @@ def test_liquid_fraction_is_the_melt_at_its_least_ordered():
         samples = np.zeros((len(nsolid), len(COLUMNS)))
         samples[:, COLUMNS.index("nsolid")] = nsolid
         assert liquid_fraction(samples, n) == pytest.approx(expected, abs=1e-9)
+
+
+def _urea_trials():
+    """The bundled urea run that bracketed nothing (tests/data/urea_melt): 12 trials of 3 ps."""
+    import json
+    from pathlib import Path
+    return json.loads((Path(__file__).parent / "data" / "urea_melt" / "melt_no_bracket.json").read_text())["trials"]
+
+
+def test_a_t_m_outside_its_own_evidence_is_refused():
+    """Relabel the urea 409.4 K trial (rate +3.0 +- 3.6) as growing: the line through the rates puts its zero
+    below the trial that grew (about 350 K); that is no melting point."""
+    trials = _urea_trials()
+    for t in trials:
+        if t["temperature"] == 409.4:
+            t["verdict"] = cx.GROWS
+    Tm, err = cx.melting_point(trials)
+    assert Tm < 409.4  # what the fit alone says
+    reason = cx.unsupported(trials, target_error=1000.0)
+    assert reason and "contradicts" in reason and "409.4" in reason
+    assert cx.unsupported(_urea_trials(), 1000.0).startswith("no bracket")
+
+
+def test_a_supported_t_m_must_also_meet_the_target_error():
+    trials = trials_for(1000.0, np.linspace(900, 1100, 9))
+    Tm, err = cx.melting_point(trials)
+    assert cx.unsupported(trials, target_error=2 * err) is None
+    assert "target" in cx.unsupported(trials, target_error=err / 2)
+
+
+def test_a_trial_whose_volume_still_drifts_is_not_trusted():
+    t = np.linspace(0, 30, 300)
+    n = 500 + np.random.default_rng(0).normal(0, 3, 300)  # the interface does not move
+    settling = 1000 * (1 - 0.08 * (1 - np.exp(-t / 40)))  # the liquid half still densifying: -4 % in the run
+    assert cx.volume_drifting(t, settling, n, 1000)[0]
+    assert not cx.volume_drifting(t, 1000 + np.random.default_rng(1).normal(0, 1, 300), n, 1000)[0]
+    # a volume that follows the moving interface (2 % per particle, 200 particles crystallize) is explained
+    growing = 500 + 200 * t / 30
+    assert not cx.volume_drifting(t, 1000 - 0.02 * (growing - 500), growing, 1000)[0]
+    trials = trials_for(1000.0, np.linspace(900, 1100, 9))
+    wrong = dict(trials[0], rate=-50.0, verdict=cx.MELTS, volume_drifting=True)  # melts at 900 K, but unsettled
+    assert cx.melting_point(trials + [wrong]) == pytest.approx(cx.melting_point(trials))

@@ -1,5 +1,11 @@
-"""Melting point from solid-liquid coexistence.
+"""Melting point from solid and liquid in contact, by one of two methods.
 
+Interface pinning (method "pinning", the default for molecular crystals; mlipprops/pinning.py): at each of a few
+temperatures the two-phase cell below is held at about half crystal by a harmonic bias on a density mode of the
+crystal; the mean bias force is the chemical-potential difference of liquid and solid, and T_m is where it changes
+sign. An equilibrium measurement: no front has to move, so tens of picoseconds per temperature suffice.
+
+Coexistence (method "coexistence", the default for atomic crystals), the growth-rate search:
 1. Bracket: a heating ramp of the bulk solid (superheats: an upper bound) and a cooling ramp of the liquid (an
    undercooled lower bound when it recrystallizes, else the ramp's start); --guess or --tmin/--tmax replace it.
 2. Each trial temperature T: NPT of the bulk solid gives its lattice at T; the upper half (along the cell's third
@@ -20,9 +26,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from mlipprops import coexistence, outputs
+from mlipprops import coexistence, outputs, pinning
 from mlipprops.engine import Engine, State, encode_images, template
 from mlipprops.errors import InputError
+from mlipprops.fluctuation import block_mean_error
 from mlipprops.order import shell_gap_cutoff, solid_like
 from mlipprops.parallel import Groups
 from mlipprops.properties.relax import RelaxSettings, relax_in_place
@@ -30,10 +37,13 @@ from mlipprops.results import Checkpoints, write_json
 from mlipprops.system import System
 
 COLUMNS = ("step", "temp", "pe", "vol", "lx", "ly", "lz", "press", "nsolid")
+PINNING_COLUMNS = COLUMNS + ("q",)
+METHODS = ("pinning", "coexistence")
 
 
 @dataclass(frozen=True)
 class MeltSettings:
+    method: str | None = None      # "pinning" or "coexistence"; None: pinning for a molecular crystal, else coexistence
     pressure: float = 0.0          # report units (GPa, lj), compressive positive
     timestep: float | None = None  # None: 2 fs; with H 0.5 fs, or 1 fs when H weighs 4 amu or more; lj 0.01
     tmin: float | None = None
@@ -78,11 +88,17 @@ class MeltSettings:
         else:
             timestep = 2 * units.default_timestep
         mode = RelaxSettings(relax_mode=self.relax_mode).for_system(system).relax_mode
+        # pinning needs no front to move: the only route for molecular crystals, whose fronts move less than a
+        # molecular layer in the hundreds of picoseconds a CPU affords; atomic crystals keep the growth-rate search,
+        # measured against their published melting points (pinning is offered, and compared, in benchmarks/)
+        method = self.method or ("pinning" if molecules.is_molecular(system.atoms) else "coexistence")
         return replace(self, timestep=timestep if self.timestep is None else self.timestep, relax_mode=mode,
-                       order_species=self.order_species or molecules.centre_species(system.atoms))
+                       order_species=self.order_species or molecules.centre_species(system.atoms), method=method)
 
     def check(self, system) -> None:
         self.relax().check(system) if not self.no_relax else None
+        if self.method is not None and self.method not in METHODS:
+            raise InputError(f"--method {self.method}: one of {', '.join(METHODS)}")
         positive = {"--run-steps": self.run_steps, "--ramp-steps": self.ramp_steps,
                     "--prepare-steps": self.prepare_steps, "--max-trials": self.max_trials}
         for flag, value in positive.items():
@@ -94,6 +110,9 @@ class MeltSettings:
             raise InputError("--nph-steps must be >= 0 and --target-error positive")
         if self.run_steps < 10 * self.sample_every:
             raise InputError(f"--run-steps {self.run_steps}: at least {10 * self.sample_every} steps (10 samples)")
+        if self.method == "pinning" and self.run_steps < 25 * self.sample_every:
+            raise InputError(f"--run-steps {self.run_steps}: pinning needs at least {25 * self.sample_every} steps "
+                             "(20 samples of the bias force after equilibration)")
         if self.tmin is not None and self.tmax is not None and not 0 < self.tmin < self.tmax:
             raise InputError(f"--tmin {self.tmin:g} --tmax {self.tmax:g}: need 0 < tmin < tmax")
         if self.guess is not None and not self.guess > 0:
@@ -112,9 +131,14 @@ class MeltSettings:
                 max(2, int(np.ceil(3 * lateral / c))))
 
     def per_trial(self) -> dict:
-        """What a finished trial depends on (its checkpoint's key): how long the search goes on does not."""
+        """What a finished trial depends on (its checkpoint's key): how long the search goes on does not, nor the
+        method (a trial and a pinning run are checkpointed under other names)."""
         return {k: v for k, v in asdict(self).items() if k not in ("max_trials", "target_error", "nph_steps", "tmin",
-                                                                   "tmax", "guess")}
+                                                                   "tmax", "guess", "method")}
+
+    def per_ramp(self) -> dict:
+        """What the heating and cooling ramps depend on: not the trials' own lengths."""
+        return {k: v for k, v in self.per_trial().items() if k not in ("run_steps", "prepare_steps")}
 
 
 def order_parameter(system: System, settings: MeltSettings) -> dict:
@@ -158,6 +182,16 @@ class MeltEngine:
                            lambda positions, cell: solid_like(positions, cell, cutoff, bonds).sum())
         else:
             engine.command(template("melt_order", cutoff=order["cutoff"], min_bonds=order["min_bonds"]))
+        # interface pinning: the density mode Q of the order parameter's particles, sampled as v_mlp_q (the same
+        # numbers fix rhok biases: checked before each pinning run), at the in-plane wave vector chosen later
+        self.pinning = settings.method == "pinning"
+        self.wavevector: tuple[int, int] | None = None
+        if self.pinning:
+            ids = (np.flatnonzero(np.array(system.atoms.get_chemical_symbols()) == order["sublattice"]) + 1
+                   if order["sublattice"] else np.arange(1, system.natoms + 1))
+            self.order_ids = ids
+            engine.command(f"group mlp_order id {id_ranges(ids)}")
+            engine.observe("mlp_q", settings.sample_every, ids, self.density_mode)
         self.p_lammps = self.units.pressure_from_stress(-settings.pressure)
         if settings.hydrogen_mass and "H" in system.potential.type_symbols:
             engine.set_mass(system.potential.type_symbols.index("H") + 1, settings.hydrogen_mass)
@@ -166,12 +200,17 @@ class MeltEngine:
         self.superheated = None  # where the heating ramp melted the bulk crystal, once known
         self.superheated_volume = None  # and the crystal's volume as it melted
 
+    def density_mode(self, positions: np.ndarray, cell: np.ndarray) -> float:
+        return pinning.density_mode(positions, pinning.rhok_vector(*self.wavevector, cell)) if self.wavevector else 0.0
+
     def sampled_run(self, name: str, steps: int, fixes: str, **values) -> np.ndarray:
-        """`steps` of MD with the fixes of template `fixes`, sampled every sample_every steps into <name>.txt."""
+        """`steps` of MD with the fixes of template `fixes`, sampled every sample_every steps into <name>.txt
+        (columns COLUMNS, PINNING_COLUMNS for pinning)."""
         path = os.path.join(self.out_dir, f"{self.tag}{name}.txt")
         values = {"pressure": self.p_lammps, "tdamp": 100 * self.dt, **values}
         self.engine.run_with(steps, template(fixes, **values),
-                             template("melt_sampling", every=self.s.sample_every, path=path))
+                             template("melt_sampling", every=self.s.sample_every, path=path,
+                                      extra=" v_mlp_q" if self.pinning else ""))
         return self.engine.read_samples(path)
 
     def ramp(self, name: str, t0: float, t1: float) -> np.ndarray:
@@ -233,6 +272,66 @@ class MeltEngine:
 
     def coexistence(self, reference: State, temperature: float, seed: int, name: str, nph: bool = False):
         """Prepare a two-phase cell at `temperature` from the solid reference, run it, return its samples."""
+        self.two_phase(reference, temperature, seed, name)
+        if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
+            return self.sampled_run(name, self.s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
+        return self.sampled_run(name, self.s.run_steps, "melt_coexistence", temperature=temperature,
+                                pdamp=1000 * self.dt, seed=seed)
+
+    def pinned(self, reference: State, temperature: float, seed: int, name: str) -> dict:
+        """A pinning run at `temperature`: the two-phase cell held at half the crystal's density mode by a harmonic
+        bias; delta_mu from the mean bias force (mlipprops/pinning.py)."""
+        e, s, n = self.engine, self.s, self.order["n_order"]
+        lattice = self.two_phase(reference, temperature, seed, name)
+        tail = lattice[int(0.4 * len(lattice)):]
+        q_solid, q_solid_err = (float(v) for v in block_mean_error(tail[:, PINNING_COLUMNS.index("q")], 5))
+        solid_volume = float(tail[:, PINNING_COLUMNS.index("vol")].mean())
+        kT = self.units.boltzmann * temperature
+        kappa = pinning.spring_constant(kT, q_solid, (solid_volume / n) ** (1 / 3), e.cell()[2, 2])
+        values = {"group": "mlp_order", "nx": self.wavevector[0], "ny": self.wavevector[1], "kappa": kappa,
+                  "anchor": 0.5 * q_solid, "temperature": float(temperature), "seed": seed, "pdamp": 1000 * self.dt,
+                  "pressure": self.p_lammps, "tdamp": 100 * self.dt}
+        self.check_rhok(template("melt_pinning", **values))
+        samples = self.sampled_run(name, s.run_steps, "melt_pinning", **values)
+        d = pinning.chemical_potential_difference(samples[:, PINNING_COLUMNS.index("q")], values["anchor"], kappa,
+                                                  q_solid, q_solid_err, n)
+        fraction = float(samples[int(0.2 * len(samples)):, COLUMNS.index("nsolid")].mean() / n)
+        record = {"temperature": temperature, "seed": seed, "delta_mu": d.value, "delta_mu_err": d.error,
+                  "order_parameter": d.q_mean, "order_parameter_err": d.q_error, "anchor": values["anchor"],
+                  "kappa": kappa, "q_solid": q_solid, "q_solid_err": q_solid_err, "samples": d.samples,
+                  "independent_samples": d.independent, "stationary": d.stationary, "crystal_fraction": fraction,
+                  "mean_temperature": float(samples[:, COLUMNS.index("temp")].mean()),
+                  "samples_file": f"{self.tag}{name}.txt"}
+        if self.molecules is not None:
+            from mlipprops import molecules
+            record["molecules_whole"] = molecules.intact(self.molecules, self.system.atoms_from_state(e.save_state()))
+        # a point belongs in the fit when the bias held a two-phase cell in a steady state of whole molecules
+        problems = [why for bad, why in ((not d.stationary, "Q still drifting"),
+                                         (not 0.15 < fraction < 0.85, f"crystal fraction {fraction:.2f}: the bias did "
+                                                                      "not hold the interface"),
+                                         (record.get("molecules_whole") is False, "molecules broke"))
+                    if bad]
+        record["used"] = not problems
+        record["problems"] = problems
+        return record
+
+    def check_rhok(self, fixes: str) -> None:
+        """fix rhok's |rho_k| equals the Q sampled from Python (pinning.density_mode) on the current state: the
+        bias acts on the order parameter whose mean is read."""
+        e = self.engine
+        e.command(fixes + "\nvariable mlp_rhok_q equal f_mlp_rhok[3]\nrun 0 post no")
+        lammps_q = e.variable("mlp_rhok_q")
+        e.unfix(fixes)
+        e.command("variable mlp_rhok_q delete")
+        state = e.save_state()
+        ours = self.density_mode(state.positions[self.order_ids - 1], state.cell)
+        if not abs(lammps_q - ours) <= 1e-6 * max(1.0, ours):
+            raise RuntimeError(f"fix rhok's |rho_k| {lammps_q:.8g} differs from the sampled Q {ours:.8g}: the wave "
+                               "vector or the group is not the one analysed")
+
+    def two_phase(self, reference: State, temperature: float, seed: int, name: str) -> np.ndarray:
+        """The two-phase cell at `temperature` from the solid reference (solid lattice at T, upper half melted and
+        brought to T); returns the samples of the bulk solid's NPT run."""
         e, s = self.engine, self.s
         e.restore_state(reference)
         e.set_velocities(temperature, seed)
@@ -264,10 +363,7 @@ class MeltEngine:
                              "--prepare-steps (molecular crystals melt slowly)")
         # (far below T_m the liquid may recrystallize while it cools: the trial then shows a growing solid)
         self.cool_upper_half(temperature, seed)
-        if nph:  # NPH alone is the adiabatic two-phase estimate: the temperature settles at T_m
-            return self.sampled_run(name, s.nph_steps, "melt_nph", pdamp=1000 * self.dt)
-        return self.sampled_run(name, s.run_steps, "melt_coexistence", temperature=temperature,
-                                pdamp=1000 * self.dt, seed=seed)
+        return lattice
 
 
 # Volume of the upper half of a molecular crystal, melted with rigid molecules, over the solid's, where the heating
@@ -333,12 +429,15 @@ def compute(system, settings: MeltSettings, run) -> "MeltResult | None":
         system = replace(system, potential=replace(system.potential, neighbor_cutoff=order["cutoff"]))
     groups = run.groups(4, system.natoms)
     checkpoints = run.checkpoints("melt", system, groups, settings.per_trial())
-    progress = run.progress(settings.max_trials, "coexistence trials", unit="trial")
+    ramp_checkpoints = run.checkpoints("melt_ramps", system, groups, settings.per_ramp())
+    what = "pinning temperatures" if settings.method == "pinning" else "coexistence trials"
+    progress = run.progress(settings.max_trials, what, unit="T")
     try:
         with system.open_engine(groups.comm, run.log_path(groups)) as engine:
             version = engine.version()
             try:
-                record = _search(engine, system, settings, order, groups, run.out, checkpoints, progress)
+                record = _search(engine, system, settings, order, groups, run.out, checkpoints, ramp_checkpoints,
+                                 progress)
             except NoBracket as exc:  # the trials are the user's evidence: kept in one file beside the error
                 if not run.options.out:  # a temporary folder: nothing to keep
                     raise
@@ -363,24 +462,44 @@ def compute(system, settings: MeltSettings, run) -> "MeltResult | None":
 
 
 def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_dir: str, checkpoints: Checkpoints,
-            progress) -> dict:
+            ramp_checkpoints: Checkpoints, progress) -> dict:
     relax_settings = s.relax()
     if relax_settings is not None:
         relax_in_place(engine, relax_settings)
     reference = engine.save_state()
     runner = MeltEngine(engine, system, s, order, out_dir, f"g{groups.index}_" if groups.count > 1 else "")
-    units = system.potential.units
-    default_lo, default_hi = (0.1, 3.0) if units.reduced else (100.0, 3000.0)
     record = {"order_parameter": order}
-
-    # 1. bracket -----------------------------------------------------------------------------------------------
     lower, upper = s.tmin, s.tmax
     if s.guess is not None:
         lower = lower if lower is not None else 0.85 * s.guess
         upper = upper if upper is not None else 1.15 * s.guess
+    # pinning with the temperatures given needs no ramps: its liquid half is made hot enough by retries
+    if s.method == "pinning" and lower is not None and upper is not None:
+        record["ramps"] = None
+    else:
+        lower, upper = _bracket_from_ramps(runner, reference, system, s, order, groups, ramp_checkpoints, progress,
+                                           record, lower, upper)
+    record["bracket_start"] = [lower, upper]
+    search = _pinning_search if s.method == "pinning" else _coexistence_search
+    record.update(search(runner, reference, system, s, order, groups, checkpoints, progress, lower, upper, record))
+    checked = [t.get("molecules_intact", t.get("molecules_whole")) for t in record["trials"]]
+    checked = [c for c in checked if c is not None]
+    record.update({"settings": asdict(s), "molecules_intact": all(checked) if checked else None})
+    return record
+
+
+def _bracket_from_ramps(runner, reference, system, s, order, groups, ramp_checkpoints, progress, record, lower,
+                        upper) -> tuple[float, float]:
+    """Heating and cooling ramps of the bulk crystal: where it melts and at what density (each two-phase cell's
+    liquid half is made from them), and the bracket where none was given."""
+    units = system.potential.units
+    default_lo, default_hi = (0.1, 3.0) if units.reduced else (100.0, 3000.0)
     t0 = s.tmin if s.tmin is not None else (0.5 * s.guess if s.guess else default_lo)
     t1 = s.tmax if s.tmax is not None else (2.0 * s.guess if s.guess else default_hi)
-    ramps = _shared(groups, checkpoints, f"ramps_{t0:g}_{t1:g}", lambda: _ramps(runner, reference, order, s, t0, t1))
+    if progress is not None:
+        progress.set_postfix_str(f"heating and cooling ramps ({2 * s.ramp_steps} steps)")
+    ramps = _shared(groups, ramp_checkpoints, f"ramps_{t0:g}_{t1:g}",
+                    lambda: _ramps(runner, reference, order, s, t0, t1))
     record["ramps"] = ramps
     runner.superheated, runner.superheated_volume = ramps["heating_melts_at"], ramps.get("volume_at_melting")
     if ramps["start_solid_fraction"] < 0.7:
@@ -395,22 +514,34 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
         lower = ramps["cooling_crystallizes_at"] or max(ramps["t_start"], 0.5 * (ramps["heating_melts_at"] or 0))
     if upper is None:
         upper = ramps["heating_melts_at"]
-    record["bracket_start"] = [lower, upper]
+    return lower, upper
 
-    # 2. coexistence trials, side by side ---------------------------------------------------------------------
+
+def _side_by_side(groups: Groups, temperatures: list[float], run_one, progress) -> list[dict]:
+    """Run `run_one(T)` for each temperature, as many at a time as there are task groups; every group gets all
+    results, sorted by temperature."""
+    results: list[dict] = []
+    for first in range(0, len(temperatures), groups.count):
+        batch = temperatures[first:first + groups.count]
+        mine = batch[groups.index] if groups.index < len(batch) else None
+        result = run_one(mine) if mine is not None else None
+        if progress is not None and mine is not None:
+            progress.update(1)
+        results += [r for r in groups.world.allgather(result if groups.leader else None) if r is not None]
+    return sorted(results, key=lambda r: r["temperature"])
+
+
+def _coexistence_search(runner, reference, system, s, order, groups, checkpoints, progress, lower, upper,
+                        record) -> dict:
+    """Growth-rate trials side by side, narrowing around the zero of the rate, until T_m is known to the target."""
     trials: list[dict] = []
     while len(trials) < s.max_trials:
         todo = coexistence.next_temperatures(trials, lower, upper, groups.count)[:groups.count]
         if not todo:
             break
-        mine = todo[groups.index] if groups.index < len(todo) else None
-        result = None
-        if mine is not None:
-            result = _trial(runner, reference, mine, s, order, checkpoints, groups)
-            if progress is not None:
-                progress.update(1)
-        new = [r for r in groups.world.allgather(result if groups.leader else None) if r is not None]
-        trials += sorted(new, key=lambda r: r["temperature"])
+        new = _side_by_side(groups, todo, lambda T: _trial(runner, reference, T, s, order, checkpoints, groups),
+                            progress)
+        trials = sorted(trials + new, key=lambda r: r["temperature"])
         lo, hi = coexistence.bracket(trials)
         if (lo is None or hi is None) and coexistence.molecules_lost(trials):
             break  # the reason is given below
@@ -429,30 +560,77 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
             if err <= s.target_error and abs(hi - lo) <= 4 * s.target_error and coexistence.both_sides(trials, Tm):
                 break
     record["trials"] = trials
+    unit = "" if system.potential.units.reduced else " K"
     lo, hi = coexistence.bracket(trials)
     if lo is None or hi is None:
         broken = sum(t.get("molecules_intact") is False for t in trials)
-        hot = f"{runner.superheated or 0:.0f}{'' if system.potential.units.reduced else ' K'}"
+        hot = f"{runner.superheated or 0:.0f}{unit}"
         why = (f"; molecules broke in {broken} of {len(trials)} trials: the potential does not hold them together in "
                f"the liquid half (made above {hot}, where the heating ramp melted the crystal), and such a liquid "
                "cannot recrystallize: a limit of the model, not of the settings" if broken else "")
         if coexistence.molecules_lost(trials) and len(trials) < s.max_trials:
             why += " (stopped there: more trials cannot help)"
-        unit = "" if system.potential.units.reduced else " K"
         grew = "the solid grew in no trial" if lo is None else f"the solid grew up to {lo:g}{unit}"
         melted = "melted in none" if hi is None else f"melted from {hi:g}{unit} up"
         raise NoBracket(f"no bracket found within {len(trials)} trials ({grew}, {melted}; the others undecided "
                         f"within their errors){why}; finished trials are kept: rerun with --guess, --tmin/--tmax, "
                         "more --max-trials or longer --run-steps", record)
+    reason = coexistence.unsupported(trials, s.target_error)
+    if reason is not None:
+        raise NoBracket(f"no T_m supported by {len(trials)} trials: {reason}; finished trials are kept", record)
     Tm, err = coexistence.melting_point(trials)
-
-    # 3. NPH two-phase estimate ------------------------------------------------------------------------------
     nph = _shared(groups, checkpoints, f"nph_{Tm:.1f}",
                   lambda: _nph(runner, reference, Tm, s)) if s.nph_steps else None
-    checked = [t["molecules_intact"] for t in trials if "molecules_intact" in t]
-    record.update({"T_m": Tm, "T_m_err": err, "nph": nph, "settings": asdict(s),
-                   "molecules_intact": all(checked) if checked else None})
-    return record
+    return {"method": "coexistence", "T_m": Tm, "T_m_err": err, "nph": nph, "trials": trials}
+
+
+def _pinning_search(runner, reference, system, s, order, groups, checkpoints, progress, lower, upper,
+                    record) -> dict:
+    """delta_mu at three temperatures across [lower, upper], then more where the fit needs them (beyond the end
+    towards the zero, or on both sides of it), until T_m is supported and known to the target."""
+    nx, ny, q0 = pinning.choose_wavevector(reference.positions[runner.order_ids - 1], reference.cell)
+    runner.wavevector = (nx, ny)
+    record["pinning"] = {"wavevector_indices": [nx, ny], "q_at_0K": q0, "particles": order["n_order"],
+                         "particle": f"molecule ({order['sublattice']} atom)" if order["sublattice"] else "atom"}
+    points: list[dict] = []
+    while len(points) < s.max_trials:
+        # two at a time at least: one on each side of the fitted zero
+        todo = pinning.next_temperatures(points, lower, upper, 3 if not points else max(2, groups.count),
+                                         s.target_error)
+        todo = todo[:s.max_trials - len(points)]
+        if not todo:
+            break
+        new = _side_by_side(groups, todo, lambda T: _pinned(runner, reference, T, s, checkpoints, groups), progress)
+        points = sorted(points + new, key=lambda r: r["temperature"])
+        if progress is not None:
+            progress.set_postfix_str(", ".join(f"{p['temperature']:g}: {p['delta_mu']:+.2g}" for p in new))
+        if _pinning_verdict(points, s.target_error)[1] is None:
+            break
+    record["trials"] = record["pinning"]["temperatures"] = points
+    crossing, reason = _pinning_verdict(points, s.target_error)
+    if crossing is not None:
+        record["pinning"]["fit"] = asdict(crossing)
+    if reason is not None:
+        skipped = [f"{p['temperature']:g} ({'; '.join(p['problems'])})" for p in points if not p["used"]]
+        left_out = f"; left out of the fit: {', '.join(skipped)}" if skipped else ""
+        raise NoBracket(f"no T_m supported by {len(points)} pinning temperatures: {reason}{left_out}; finished "
+                        "temperatures are kept: rerun with --tmin/--tmax, more --max-trials or longer --run-steps",
+                        record)
+    return {"method": "pinning", "T_m": crossing.T_m, "T_m_err": crossing.T_m_err, "nph": None}
+
+
+def _pinning_verdict(points: list[dict], target_error: float):
+    """(the crossing of delta_mu(T) or None, why it is not supported or None)."""
+    used = [p for p in points if p["used"]]
+    crossing = pinning.fit_crossing(used) if len(used) >= 2 else None
+    return crossing, pinning.unsupported(used, crossing, target_error)
+
+
+def _pinned(runner: MeltEngine, reference: State, temperature: float, s: MeltSettings, checkpoints: Checkpoints,
+            groups: Groups) -> dict:
+    name = f"pinning_{temperature:.1f}"
+    seed = s.seed + int(round(temperature * 10))
+    return checkpoints.once(name, groups.comm, lambda: runner.pinned(reference, temperature, seed, name))
 
 
 class NoBracket(InputError):
@@ -514,8 +692,11 @@ def _run_trial(runner: MeltEngine, reference: State, temperature: float, s: Melt
                name: str) -> dict:
     seed = s.seed + int(round(temperature * 10))
     samples = runner.coexistence(reference, temperature, seed, name)
-    g = coexistence.growth_rate(times_ps(samples, s.timestep), samples[:, COLUMNS.index("nsolid")], order["n_order"])
+    times, n_solid = times_ps(samples, s.timestep), samples[:, COLUMNS.index("nsolid")]
+    g = coexistence.growth_rate(times, n_solid, order["n_order"])
+    drifting, drift = coexistence.volume_drifting(times, samples[:, COLUMNS.index("vol")], n_solid, order["n_order"])
     record = {"temperature": temperature, "seed": seed, "rate": g.rate, "rate_error": g.error, "verdict": g.verdict,
+              "volume_drift": drift, "volume_drifting": drifting,
               "start_fraction": g.start_fraction, "end_fraction": g.end_fraction,
               "mean_temperature": float(samples[:, COLUMNS.index("temp")].mean()),
               "samples_file": f"{runner.tag}{name}.txt"}
@@ -527,8 +708,6 @@ def _run_trial(runner: MeltEngine, reference: State, temperature: float, s: Melt
 
 
 def _nph(runner: MeltEngine, reference: State, Tm: float, s: MeltSettings) -> dict:
-    from mlipprops.fluctuation import block_mean_error
-
     samples = runner.coexistence(reference, Tm, s.seed + 7, "nph", nph=True)
     temp = samples[len(samples) // 2:, COLUMNS.index("temp")]
     frac = samples[:, COLUMNS.index("nsolid")] / runner.order["n_order"]
@@ -556,10 +735,13 @@ class MeltResult:
     def to_dict(self) -> dict:
         return self.record
 
+    method = property(lambda self: self.record["method"])
+
     def plot(self):
-        """Growth rate against temperature, with T_m and its error (matplotlib Figure)."""
-        from mlipprops.plots import melt_rates
-        return melt_rates(self.record)
+        """delta_mu (pinning) or the growth rate (coexistence) against temperature, with T_m and its error
+        (matplotlib Figure)."""
+        from mlipprops.plots import melt_pinning, melt_rates
+        return melt_pinning(self.record) if self.method == "pinning" else melt_rates(self.record)
 
     def plot_trials(self):
         """Solid fraction and temperature of every trial against time (matplotlib Figure)."""
@@ -567,7 +749,7 @@ class MeltResult:
         return melt_trials(self.record, self.series)
 
     def save(self, out_dir: str) -> None:
-        """melt.json, melt_trials.png, melt_rates.png and the trials' time series."""
+        """melt.json, melt_trials.png, melt_pinning.png or melt_rates.png and the trials' time series."""
         from mlipprops.parallel import is_root
 
         outputs.save(out_dir, "melt.json", self.record)
@@ -576,9 +758,11 @@ class MeltResult:
         for name, data in self.series.items():
             path = os.path.join(out_dir, name)
             if not os.path.isfile(path):  # a run's own files are already there
-                np.savetxt(path, data, fmt="%.10g", header=" ".join(COLUMNS))
+                columns = PINNING_COLUMNS if self.method == "pinning" else COLUMNS
+                np.savetxt(path, data, fmt="%.10g", header=" ".join(columns))
         self.plot_trials().savefig(os.path.join(out_dir, "melt_trials.png"), dpi=110)
-        self.plot().savefig(os.path.join(out_dir, "melt_rates.png"), dpi=110)
+        name = "melt_pinning.png" if self.method == "pinning" else "melt_rates.png"
+        self.plot().savefig(os.path.join(out_dir, name), dpi=110)
 
     @classmethod
     def from_files(cls, record: dict, folder: str) -> "MeltResult":
@@ -589,8 +773,9 @@ class MeltResult:
 
 def melt(atoms, potential, *, out: str | None = None, np: int | None = None, groups: int | None = None,
          resume: bool = True, quiet: bool = False, **settings) -> MeltResult:
-    """T_m from solid-liquid coexistence. Keywords as the CLI flags: tmin, tmax or guess (else heating and
-    cooling ramps bracket it), pressure, timestep, hydrogen_mass, cell_length (0: the cell as given), run_steps,
+    """T_m from solid and liquid in contact. Keywords as the CLI flags: method ("pinning" or "coexistence"; None:
+    pinning for a molecular crystal, else coexistence), tmin, tmax or guess (else heating and cooling ramps
+    bracket it), pressure, timestep, hydrogen_mass, cell_length (0: the cell as given), run_steps,
     prepare_steps, ramp_steps, nph_steps, max_trials, target_error, order_species, order_cutoff, order_bonds,
     seed, no_relax and the relaxation's. `out` keeps logs, checkpoints (a rerun resumes) and time series; `np`
     runs on that many MPI ranks (trials side by side on task groups)."""
