@@ -39,6 +39,11 @@ STIFFNESS_GUESS_GPA = 30.0
 class Minimized:
     converged: bool
     evaluations: int
+    # what the quasi-Newton model says is left to gain: g.H.g / 2 at the state left (energy units); with the
+    # relaxation stiffness it bounds the stress error of stopping there (stiffness.relaxation_error)
+    remaining_energy: float = 0.0
+    # the stress (report units, LAMMPS frame) of the starting state (relax_cell_and_ions)
+    start_stress: np.ndarray | None = None
 
 
 def lbfgs(evaluate: Callable, x: np.ndarray, converged: Callable[[], bool], step_size: Callable, noise: float,
@@ -83,7 +88,8 @@ def lbfgs(evaluate: Callable, x: np.ndarray, converged: Callable[[], bool], step
     if not current:  # the last evaluation was a rejected step: the engine returns to the accepted state
         evaluate(x)
         evaluations += 1
-    return x, Minimized(bool(converged()), evaluations)
+    remaining = 0.5 * float(gradient @ steps.inverse_hessian_times(gradient))
+    return x, Minimized(bool(converged()), evaluations, remaining)
 
 
 class Steps:
@@ -142,6 +148,7 @@ class Enthalpy:
         self.scale = np.sqrt(abs(np.linalg.det(self.h0)) * STIFFNESS_GUESS_GPA * self.per_volume / CURVATURE)
         self.start = np.concatenate([state.positions.ravel(), np.zeros(1 if mode == "iso" else len(self.entries))])
         self.forces = self.residual = None  # of the state evaluated last (residual: stress - target, LAMMPS frame)
+        self.start_stress = None  # of the first state evaluated
 
     def deformation(self, x: np.ndarray) -> np.ndarray:
         strains = x[3 * self.natoms:] / self.scale
@@ -157,7 +164,10 @@ class Enthalpy:
         h = self.h0 @ D
         self.engine.place(h, x[:3 * self.natoms].reshape(-1, 3) @ D)
         self.forces = self.engine.forces()
-        self.residual = self.engine.stress() + self.pressure * np.eye(3)
+        stress = self.engine.stress()
+        if self.start_stress is None:
+            self.start_stress = stress
+        self.residual = stress + self.pressure * np.eye(3)
         volume = abs(np.linalg.det(h))
         dH_dD = volume * self.per_volume * np.linalg.solve(D.T, self.residual)
         cell = [np.trace(dH_dD)] if self.mode == "iso" else [dH_dD[i, j] for i, j in self.entries]
@@ -185,6 +195,7 @@ def relax_cell_and_ions(engine, mode: str, pressure: float, converged: Callable,
     _, outcome = lbfgs(H, H.start, lambda: converged(H.forces, H.residual),
                        lambda d: H.step_size(d, max_step, max_strain_step), *_allowances(engine),
                        max_evaluations=max_evaluations)
+    outcome.start_stress = H.start_stress
     return outcome
 
 

@@ -3,21 +3,37 @@
 For each Voigt strain component j and amplitude d the stress is known at +d, -d and at the reference (0):
   central difference  C[:, j] = (s(+d) - s(-d)) / 2d           error O(d^2)
   asymmetry           A[:, j] = (s(+d) + s(-d) - 2 s(0)) / 2d  the first nonlinear term, O(d)
-Error estimate per component:
-  symmetry   |C_ij - C_ji| / 2 of the raw matrix: noise in stresses and incomplete ion relaxation;
-  amplitude  |C(d2) - C(d)| / (d2/d - 1) for the two smallest amplitudes d < d2: the truncation error of C(d),
-             measured, not assumed. For an analytic potential it is O(d^2) and this overestimates it 3-fold (d2 = 2d);
-             tabulated potentials (spline EAM) have a discontinuous third derivative, which makes it O(d), and then
-             this is the Richardson estimate itself (seen: Cu_mishin1, C11(0.5 %) 0.27 GPa above C11(0.05 %));
-  truncation when only one amplitude was run: for s_i(e) = C e + D e^2/2 + E e^3/6 the central difference is off
-             by E d^2/6 and the asymmetry is A = D d/2. If strain j has one scale of nonlinearity (its
-             stiffness C_jj over its own D_jj, as for any analytic potential, ML models included), E_ij ~ D_ij D_jj
-             / C_jj and the error is 2/3 A_ij A_jj / C_jj (larger of ij and ji). Seen: urea's bundled model, C33
-             0.34 GPa estimated, 0.29 GPa from two amplitudes; SW Si C11 0.02 estimated, 0.003 measured. A tabulated
-             potential breaks the assumption (its error is O(d)): give two amplitudes there (the default for LAMMPS
-             pair styles). Where C_jj <= 0 (an unstable strain) the bound |A| itself is taken.
-C_err is the root sum of squares of symmetry and (amplitude if available else truncation); `asymmetry` |A| is
-reported as well.
+Error parts per component (C_err is their root sum of squares; `asymmetry` |A| is reported beside them):
+  stress_noise  what one evaluation's stress scatters by (repeated evaluations of one state: a potential that is
+             not a deterministic function of the positions, e.g. a GPU model's atomic sums), through the central
+             difference: sqrt(var(+d) + var(-d)) / 2d;
+  relaxation  what the incomplete ion relaxation may leave in each strained cell's stress: the bound from the
+             energy the minimizer's quasi-Newton model says is left and the relaxation stiffness of each strain
+             (relaxation_error), through the central difference the same way. It is the noise of a deterministic
+             potential: where the minimizer stops inside the force tolerance depends on its path, and along a soft
+             internal mode a small force leaves a large displacement;
+  symmetry   |C_ij - C_ji| / 2 of the raw matrix where the two parts above cannot explain it (beyond twice the
+             standard deviation they give it, where the caller knows it: symmetry.stiffness_variance), less what
+             they explain: what else breaks the symmetry of C, such as a frame or a symmetry-completion error;
+  amplitude  |C(d2) - C(d)| / (d2/d - 1) for the two smallest amplitudes d < d2, less the part of the difference
+             that the noise of both explains: the truncation error of C(d), measured, not assumed. For an analytic
+             potential it is O(d^2) and this overestimates it 3-fold (d2 = 2d); tabulated potentials (spline EAM) have a
+             discontinuous third derivative, which makes it O(d), and then this is the Richardson estimate itself
+             (seen: Cu_mishin1, C11(0.5 %) 0.27 GPa above C11(0.05 %));
+  truncation when only one amplitude was run: for s_i(e) = C e + D e^2/2 + E e^3/6 along strain j the central
+             difference is off by E_ijjj d^2/6 and the asymmetry is A_ij = D_ijj d/2. Assume one scale e0 of
+             nonlinearity for the crystal (the anharmonicity of its bonds, which every strain stretches), 1/e0 the
+             strongest nonlinearity any strain shows in any stress, max_kj |D_kjj| / sqrt(C_kk C_jj): then
+             E_ijjj ~ max(|D_ijj|, |C_ij| / e0) / e0 and the error is 2/3 a max(|A_ij|, |C_ij| a), a = max_kj |A_kj|
+             / sqrt(C_kk C_jj) (larger of ij and ji). A shear of an orthorhombic or higher crystal has A_jj = 0 by
+             symmetry, yet its fourth-order term is not zero: the scale gives it an error; a component that vanishes
+             by symmetry gets none. Measured against C(d) - C(d/5) at d = 0.5 % (estimate / true): SW Si C11 3.6,
+             C12 0.47, C44 1.4; LJ fcc 1.3, 0.9, 1.0; urea's model C33 1.0, C13 3.6, C44 5.9, C66 4.5, but C11 and
+             C12 0.14 and 0.19: urea's relaxed structure is a saddle, and along its soft mode C11 and C12 change by
+             0.4 GPa between d = 0.1 % and 0.5 % (not an O(d^2) truncation: C is no linear response there, which the
+             stability verdict says). A tabulated potential breaks the assumption (its error is O(d)): give two
+             amplitudes there (the default for LAMMPS pair styles). Where C_jj <= 0 (an unstable strain) the bound
+             |A| itself is taken.
 
 Stress differences measure the stress-strain coefficients B of the reference state; at a reference stress s0 they
 differ from the Brugger constants C by terms in s0 (tensors.stress_strain_coefficients), which are removed before
@@ -30,6 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlipprops.tensors import stress_strain_coefficients, symmetrize
+
+# the error parts that are variances of the measured stresses, propagated through the central differences
+NOISE_PARTS = ("stress_noise", "relaxation")
 
 
 @dataclass
@@ -49,32 +68,91 @@ def central_difference(s_plus: np.ndarray, s_minus: np.ndarray, s0: np.ndarray, 
     return C, A
 
 
-def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarray) -> StiffnessEstimate:
-    """stresses: amplitude -> (s_plus[6][6], s_minus[6][6]); s0: reference Voigt stress."""
+def _symmetrized(err: np.ndarray) -> np.ndarray:
+    """The error of (C_ij + C_ji) / 2 when the two may come from the same strained cell (a crystal's symmetry makes
+    one cell give both): their errors add, they do not average out."""
+    return (err + err.T) / 2.0
+
+
+def estimate(stresses: dict[float, tuple[np.ndarray, np.ndarray]], s0: np.ndarray,
+             variances: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] | None = None,
+             s0_variance: np.ndarray | None = None,
+             stiffness_variances: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] | None = None
+             ) -> StiffnessEstimate:
+    """stresses: amplitude -> (s_plus[6][6], s_minus[6][6]); s0: reference Voigt stress. variances: part name
+    (NOISE_PARTS) -> amplitude -> the variances of those stresses, laid out the same way; s0_variance: of s0.
+    stiffness_variances: part name -> amplitude -> the variances of the symmetric and antisymmetric parts of C,
+    where the caller knows how the cells are correlated (symmetry.stiffness_variance); else the errors of C_ij and
+    C_ji are taken to add, and all of the asymmetry counts."""
     amplitudes = sorted(stresses)
-    raw, asym = {}, {}
+    variances = variances or {}
+    raw, asym, var_C, var_A = {}, {}, {}, {}
     stress_terms = stress_strain_coefficients(np.zeros((6, 6)), s0)  # B - C at the reference stress
+    v0 = np.zeros(6) if s0_variance is None else np.asarray(s0_variance, float)
     for d in amplitudes:
         B, asym[d] = central_difference(*stresses[d], s0, d)
         raw[d] = B - stress_terms
+        var_raw = {name: (np.asarray(by[d][0]) + np.asarray(by[d][1])).T / (2.0 * d) ** 2
+                   for name, by in variances.items()}
+        var_A[d] = sum(var_raw.values(), np.zeros((6, 6))) + (4.0 * v0)[:, None] / (2.0 * d) ** 2
+        known = stiffness_variances or {}
+        var_C[d] = {name: known[name][d][0] if name in known else _symmetrized(np.sqrt(v)) ** 2
+                    for name, v in var_raw.items()}
+        var_anti = sum((known[name][d][1] for name in var_raw if name in known), np.zeros((6, 6)))
+        if d == amplitudes[0]:
+            asymmetry_noise = var_anti
     smallest = amplitudes[0]
     C_raw = raw[smallest]
-    parts = {"symmetry": np.abs(C_raw - C_raw.T) / 2.0}
+    if "stress_noise" in var_C[smallest]:
+        # the reference stress's own noise reaches C through the terms in s0 that turn B into C (linear in s0)
+        var_C[smallest]["stress_noise"] = var_C[smallest]["stress_noise"] + sum(
+            (symmetrize(stress_strain_coefficients(np.zeros((6, 6)), e)) ** 2 * v for e, v in zip(np.eye(6), v0)),
+            np.zeros((6, 6)))
+    parts = {name: np.sqrt(v) for name, v in var_C[smallest].items()}
+    # only the asymmetry that the noise parts do not explain (they are counted already): beyond twice what they
+    # give it, the part of it above them
+    asymmetry2 = ((C_raw - C_raw.T) / 2.0) ** 2
+    parts["symmetry"] = np.sqrt(np.where(asymmetry2 > 4.0 * asymmetry_noise, asymmetry2 - asymmetry_noise, 0.0))
     if len(amplitudes) > 1:
-        ratio = amplitudes[1] / smallest - 1.0
-        parts["amplitude"] = np.abs(symmetrize(raw[amplitudes[1]]) - symmetrize(C_raw)) / ratio
+        d2 = amplitudes[1]
+        noise = [np.sqrt(sum(var_C[d].values(), np.zeros((6, 6)))) for d in (smallest, d2)]
+        diff = symmetrize(raw[d2]) - symmetrize(C_raw)
+        parts["amplitude"] = np.sqrt(np.maximum(diff**2 - noise[0]**2 - noise[1]**2, 0.0)) / (d2 / smallest - 1.0)
         trunc = parts["amplitude"]
     else:
         A = asym[smallest]
         parts["asymmetry"] = np.abs(symmetrize(A))
-        diag = np.diag(C_raw)
-        stable = diag > 0
-        estimate = np.where(stable[None, :], 2.0 / 3.0 * np.abs(A * np.diag(A)[None, :]) /
-                            np.where(stable, diag, 1.0)[None, :], np.abs(A))
-        parts["truncation"] = np.maximum(estimate, estimate.T)
+        signal = np.sqrt(np.maximum(A**2 - var_A[smallest], 0.0))  # the nonlinearity the noise does not explain
+        parts["truncation"] = truncation(C_raw, signal)
         trunc = parts["truncation"]
-    C_err = np.sqrt(parts["symmetry"] ** 2 + trunc**2)
+    C_err = np.sqrt(sum(parts[name] ** 2 for name in var_C[smallest]) + parts["symmetry"] ** 2 + trunc**2)
     return StiffnessEstimate(symmetrize(C_raw), C_err, C_raw, raw, parts)
+
+
+def relaxation_error(relaxation_stiffness: np.ndarray, remaining_energy: float, volume: float) -> np.ndarray:
+    """The stress error (Voigt, the units of the stiffness) of stopping an ion relaxation where the quasi-Newton
+    model says remaining_energy = g.K^-1.g / 2 is left to gain (volume and energy in the units whose ratio is the
+    stiffness'). Near the minimum the stress still to come is dS_i = (1/V) L_i.K^-1.g, L_i the forces a unit strain
+    i puts on the ions and K their Hessian, and by Cauchy-Schwarz in the metric K^-1
+      |dS_i| <= (1/V) sqrt(L_i.K^-1.L_i) sqrt(g.K^-1.g) = sqrt(dC_ii 2 remaining_energy / V),
+    dC_ii = L_i.K^-1.L_i / V the part of C_ii that the ions' relaxation takes off (clamped minus relaxed), which
+    each strained cell measures. Equality holds when the force left lies along the mode that strain couples to:
+    a soft internal mode, where a small force leaves a large displacement, is the case that matters (urea's model:
+    3-5e-4 GPa per cell along its soft e1 - e2 mode, at forces below 1e-4 eV/A)."""
+    return np.sqrt(np.maximum(np.asarray(relaxation_stiffness, float), 0.0) * 2.0 * max(remaining_energy, 0.0)
+                   / volume)
+
+
+def truncation(C: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """The O(d^2) error of one amplitude's central differences from its asymmetry A (module docstring):
+    2/3 a max(|A_ij|, |C_ij| a) with a = max_kj |A_kj| / sqrt(C_kk C_jj), the larger of ij and ji; |A_ij| where
+    C_jj <= 0."""
+    diag = np.diag(C).astype(float)
+    stable = diag > 0
+    positive = np.where(stable, diag, np.inf)  # an unstable strain says nothing about the scale
+    a = float(np.max(np.abs(A) / np.sqrt(np.outer(positive, positive))))
+    error = np.where(stable[None, :], 2.0 / 3.0 * a * np.maximum(np.abs(A), np.abs(C) * a), np.abs(A))
+    return np.maximum(error, error.T)
 
 
 def energy_noise(E0: float, natoms: int) -> float:

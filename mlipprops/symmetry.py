@@ -74,3 +74,31 @@ def complete(stresses: dict[tuple[int, int], np.ndarray], derived: list[Equivale
         for sign in (1, -1):
             sigma = tensors.voigt_to_stress(stresses[(eq.source, sign * eq.sign)])
             stresses[(eq.component, sign)] = tensors.stress_to_voigt(eq.R @ sigma @ eq.R.T)
+
+
+def stiffness_variance(variances: dict[tuple[int, int], np.ndarray], derived: list[Equivalence],
+                       delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The variances of the symmetric and antisymmetric parts, (C_ij + C_ji)/2 and (C_ij - C_ji)/2, of the
+    central-difference C = (s(+d) - s(-d)) / 2d when the stresses of the cells run ({(component, sign): variances of
+    the six Voigt stresses}) scatter independently, the others following by symmetry (complete). C is linear in those
+    stresses, so a variance is sum_k (dC/ds_k)^2 var_k exactly, correlations included: a derived cell repeats its
+    source's noise, which C_ij + C_ji can double or cancel."""
+    symmetric, antisymmetric = np.zeros((6, 6)), np.zeros((6, 6))
+    for key, v in variances.items():
+        for k in np.flatnonzero(np.asarray(v) > 0):
+            unit = {cell: np.zeros(6) for cell in variances}
+            unit[key] = np.eye(6)[k]
+            complete(unit, derived)
+            C = np.array([unit[(j, 1)] - unit[(j, -1)] for j in range(6)]).T / (2.0 * delta)
+            symmetric += ((C + C.T) / 2.0) ** 2 * v[k]
+            antisymmetric += ((C - C.T) / 2.0) ** 2 * v[k]
+    return symmetric, antisymmetric
+
+
+def complete_variances(variances: dict[tuple[int, int], np.ndarray], derived: list[Equivalence]) -> None:
+    """As complete(), for the variances of independent stress components (Voigt, input frame): a derived cell's
+    stress R s R^T is a linear map M s of its source's, so its variances are (M * M) @ var."""
+    for eq in derived:
+        M = np.column_stack([tensors.stress_to_voigt(eq.R @ tensors.voigt_to_stress(e) @ eq.R.T) for e in np.eye(6)])
+        for sign in (1, -1):
+            variances[(eq.component, sign)] = (M * M) @ np.asarray(variances[(eq.source, sign * eq.sign)], float)

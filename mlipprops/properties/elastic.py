@@ -17,7 +17,9 @@ from ase import Atoms
 from mlipprops import outputs, stiffness, tensors
 from mlipprops.errors import InputError
 from mlipprops.parallel import is_root
-from mlipprops.properties.relax import RelaxSettings, minimum_check, outcome_record, relax_in_place, relax_ions
+from mlipprops.properties.relax import (RelaxSettings, continue_from, minimum_check, outcome_record,
+                                        read_lower_structure, relax_in_place, relax_ions, take_lower_structure,
+                                        write_lower_structure)
 
 METHODS = ("born", "fluctuation", "deformation")
 RELAX_FIELDS = ("pressure", "relax_mode", "stress_tol", "force_tol", "max_rounds", "minimizer")
@@ -89,8 +91,11 @@ class ElasticSettings:
             raise InputError(f"--method {self.method}: choose one of {', '.join(METHODS)}")
         if not self.temperature > 0:
             raise InputError(f"--temperature {self.temperature:g}: must be positive (omit it for 0 K)")
-        if not (self.timestep > 0 and self.born_delta > 0):
+        if not self.timestep > 0:
             raise InputError(f"--timestep {self.timestep:g}: must be positive (in LAMMPS time units: ps for metal)")
+        if not 0 < self.born_delta < 0.1:
+            raise InputError(f"born_delta={self.born_delta:g}: the Born matrix's finite-difference strain step "
+                             "must lie in (0, 0.1) (default: 1e-6, 1e-3 for a float32 model)")
         if not (self.sample_every >= 1 and self.born_every >= 1 and self.equil_steps >= 1):
             raise InputError("--sample-every, --born-every and --equil-steps must be at least 1")
         if self.run_steps < 20 * self.sample_every:
@@ -113,6 +118,7 @@ class ElasticResult:
     or the crystal in its mean cell at T."""
     record: dict
     atoms: Atoms | None = None
+    minimum_atoms: Atoms | None = None  # a saddle: the lower structure relax's minimum check found (minimum.*)
 
     C = property(lambda self: np.array(self.record["C"]))
     C_err = property(lambda self: np.array(self.record["C_err"]))
@@ -148,6 +154,7 @@ class ElasticResult:
         from mlipprops.results import write_atomic
 
         outputs.save(out_dir, "elastic.json", self.record, atoms=self.atoms)
+        write_lower_structure(out_dir, self.minimum_atoms, self.record)
         if is_root():
             header = "# C_ij (" + self.units + "), Voigt order xx yy zz yz xz xy, frame of the input structure\n"
             rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in self.C)
@@ -157,7 +164,7 @@ class ElasticResult:
 
     @classmethod
     def from_files(cls, record: dict, folder: str) -> "ElasticResult":
-        return cls(record, outputs.read_atoms(folder, record))
+        return cls(record, outputs.read_atoms(folder, record), read_lower_structure(folder, record))
 
 
 # -- 0 K ---------------------------------------------------------------------------------------------------------
@@ -177,30 +184,63 @@ def strain_pairs(amplitudes, components) -> list[StrainPair]:
 
 
 def strained_stress(engine, frame, reference, component: int, strain: float, settings: ElasticSettings,
-                    guess: np.ndarray | None = None):
-    """Voigt stress (input frame) of the reference state under a strain; the largest force left; how the
-    relaxation moved the ions (input frame, per atom) from the affinely strained positions, which is where the
-    opposite strain starts (`guess`, mirrored); and the energy of the strained cell (the saddle check)."""
+                    guess: np.ndarray | None = None) -> dict:
+    """The reference state under a strain, its ions relaxed: its Voigt stress (input frame); how the relaxation
+    ended (largest force, 2-norm of the forces, converged, evaluations, the energy left to gain: the relaxation
+    error, stiffness.relaxation_error) and the stress it started from (input frame); how the relaxation moved the ions (input frame, per
+    atom) from the affinely strained positions, which the opposite strain starts from (`guess`: the displacements
+    to start from, mirrored by the caller); and the energy of the strained cell (the saddle check)."""
     from mlipprops.engine import State
+    from mlipprops.properties.relax import IonRelaxation
 
     eps = tensors.voigt_strain_tensor(component, strain)
     R = engine.deform(reference, frame.Q @ eps @ frame.Q.T)
     affine = engine.save_state()
     to_run = frame.Q.T @ R.T  # input frame -> this strained cell's LAMMPS frame (rows: x @ to_run)
     if guess is not None and not settings.clamped_ion:
-        engine.restore_state(State(affine.cell, affine.positions - guess @ to_run, affine.images))
+        engine.restore_state(State(affine.cell, affine.positions + guess @ to_run, affine.images))
+    start = None
     if settings.clamped_ion:
         engine.evaluate()
-        fmax = engine.max_force()
+        forces = engine.forces()
+        relaxation = IonRelaxation(float(np.linalg.norm(forces, axis=1).max(initial=0.0)),
+                                   float(np.linalg.norm(forces)), True, 1)
     else:
+        if settings.minimizer == "cg" and guess is None:  # the affine cell's stress (L-BFGS's first step has it)
+            engine.evaluate()
+            start = engine.stress()
         # cg: a strained cell starts within hundredths of an A of its minimum, and short line searches save
         # evaluations (measured on urea with its model, minimizer evaluations of the tensor: dmax 0.1 1264, 0.05
         # 1143, 0.02 1103; FIRE 3764, backtracking line search 3768)
-        fmax = relax_ions(engine, settings.force_tol, settings.minimizer,
-                          dmax=0.02 if settings.minimizer == "cg" else 0.1)
+        relaxation = relax_ions(engine, settings.force_tol, settings.minimizer,
+                                dmax=0.02 if settings.minimizer == "cg" else 0.1)
+        start = relaxation.start_stress if start is None else start
     moved = (engine.save_state().positions - affine.positions) @ np.linalg.inv(to_run)
-    sigma = frame.stress_to_input(R.T @ engine.stress() @ R)
-    return tensors.stress_to_voigt(sigma), fmax, moved, engine.energy()
+
+    def to_input(stress: np.ndarray) -> np.ndarray:
+        return tensors.stress_to_voigt(frame.stress_to_input(R.T @ stress @ R))
+
+    return {"stress": to_input(engine.stress()), "max_force": relaxation.max_force,
+            "force_norm": relaxation.force_norm, "converged": relaxation.converged,
+            "evaluations": relaxation.evaluations, "remaining_energy": relaxation.remaining_energy,
+            "start_stress": None if start is None else to_input(start), "ion_displacements": moved,
+            "energy": engine.energy()}
+
+
+# Repeated evaluations of the relaxed reference (besides the one that relaxation ends with): their scatter is the
+# stress noise of one evaluation (zero for a potential that is a deterministic function of the positions). Two give
+# 12 degrees of freedom, so an error bar of two of them covers 93 % (Student's t), for 2 of some 600 evaluations.
+NOISE_REPEATS = 2
+
+
+def reference_stresses(engine, frame, repeats: int = NOISE_REPEATS) -> np.ndarray:
+    """The Voigt stress (input frame) of the engine's state, evaluated 1 + repeats times (the state as it is, then
+    again)."""
+    rows = [tensors.stress_to_voigt(frame.stress_to_input(engine.stress()))]
+    for _ in range(repeats):
+        engine.evaluate()
+        rows.append(tensors.stress_to_voigt(frame.stress_to_input(engine.stress())))
+    return np.array(rows)
 
 
 def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | None:
@@ -219,7 +259,11 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
             relax_record = None
         reference = engine.save_state()
         energy = engine.energy()
-        s0 = tensors.stress_to_voigt(system.frame.stress_to_input(engine.stress()))
+        units = system.potential.units
+        repeated = reference_stresses(engine, system.frame)
+        s0 = repeated.mean(axis=0)
+        # stress noise of one evaluation: pooled over the six components (the repeats' degrees of freedom)
+        noise_variance = float(((repeated - s0) ** 2).sum() / (6 * (len(repeated) - 1)))
         atoms = system.atoms_from_state(reference)
         # the symmetry of the relaxed crystal (every group relaxed the same crystal: the same plan)
         components, derived = symmetry.plan(symmetry.point_group(atoms)) if settings.use_symmetry else \
@@ -231,28 +275,52 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
             guess = None
             for sign in (1, -1):
                 def strain_it():
-                    stress, fmax, moved, e = strained_stress(engine, system.frame, reference, pair.component,
-                                                             sign * pair.amplitude, settings, guess)
-                    return {"stress": stress, "max_force": fmax, "ion_displacements": moved, "energy": e}
-                # (a checkpoint from before the saddle check has no energy: recomputed)
-                saved = checkpoints.once(pair.name(sign), groups.comm, strain_it, lambda r: "energy" in r)
+                    return strained_stress(engine, system.frame, reference, pair.component, sign * pair.amplitude,
+                                           settings, guess)
+                # (a checkpoint from before the relaxation error was recorded has no remaining_energy: recomputed)
+                saved = checkpoints.once(pair.name(sign), groups.comm, strain_it, lambda r: "remaining_energy" in r)
                 moved = np.asarray(saved["ion_displacements"])
-                guess = -moved  # the -d cell starts from the mirror image
-                done.append((pair, sign, np.asarray(saved["stress"]), float(saved["max_force"]),
-                             float(saved["energy"]), float(np.linalg.norm(moved, axis=1).max(initial=0.0))))
+                # the -d cell starts from the mirror image: its ions move the opposite way to first order
+                guess = -moved
+                done.append({"pair": pair, "sign": sign, "name": pair.name(sign), "moved": float(
+                    np.linalg.norm(moved, axis=1).max(initial=0.0)), **{k: saved[k] for k in (
+                        "stress", "max_force", "force_norm", "converged", "evaluations", "remaining_energy", "start_stress",
+                        "energy")}})
                 if progress is not None:
                     progress.update(1)
         if progress is not None:
             progress.close()
         everything = groups.share(done)
-        stresses = {}
+        # what the ions' relaxation takes off each C_jj (clamped minus relaxed): from the +d cells, which start
+        # affine; a strain the symmetry derives has its source's
+        relaxation_stiffness = np.zeros(6)
+        for c in everything:
+            if c["sign"] > 0 and c["start_stress"] is not None:
+                j = c["pair"].component
+                drop = abs(float(np.asarray(c["start_stress"])[j] - np.asarray(c["stress"])[j])) / c["pair"].amplitude
+                relaxation_stiffness[j] = max(relaxation_stiffness[j], drop)
+        for eq in derived:
+            relaxation_stiffness[eq.component] = relaxation_stiffness[eq.source]
+        per_volume = units.gpa_per_energy_density / atoms.get_volume()  # energy -> report stress units
+        stresses, variances, of_C = {}, {"stress_noise": {}, "relaxation": {}}, {"stress_noise": {}, "relaxation": {}}
         for amplitude in settings.strains:
-            by_strain = {(p.component, sign): stress for p, sign, stress, *_ in everything
-                         if p.amplitude == amplitude}
+            cells = {(c["pair"].component, c["sign"]): c for c in everything if c["pair"].amplitude == amplitude}
+            by_strain = {key: np.asarray(c["stress"]) for key, c in cells.items()}
+            noise = {key: np.full(6, noise_variance) for key in cells}
+            relax = {key: stiffness.relaxation_error(relaxation_stiffness, c["remaining_energy"], 1.0 / per_volume)
+                     ** 2 for key, c in cells.items()}
+            for (j, sign), c in cells.items():
+                # a cell that started at its minimum (the mirrored guess can land there) took no step to learn its
+                # curvature from: its partner, the same modes under the opposite strain, stands in
+                if (c["evaluations"] or 0) <= 1 and (j, -sign) in cells:
+                    relax[(j, sign)] = np.maximum(relax[(j, sign)], relax[(j, -sign)])
             symmetry.complete(by_strain, derived)
-            stresses[amplitude] = (np.array([by_strain[(j, 1)] for j in range(6)]),
-                                   np.array([by_strain[(j, -1)] for j in range(6)]))
-        estimate = stiffness.estimate(stresses, s0)
+            stresses[amplitude] = tuple(np.array([by_strain[(j, sign)] for j in range(6)]) for sign in (1, -1))
+            for name, var in (("stress_noise", noise), ("relaxation", relax)):
+                of_C[name][amplitude] = symmetry.stiffness_variance(var, derived, amplitude)
+                symmetry.complete_variances(var, derived)
+                variances[name][amplitude] = tuple(np.array([var[(j, sign)] for j in range(6)]) for sign in (1, -1))
+        estimate = stiffness.estimate(stresses, s0, variances, np.full(6, noise_variance / len(repeated)), of_C)
         # the strains find a saddle whose soft mode they couple to; a rattled relaxation finds the others (one
         # group runs it, knowing from C whether the cell must relax too)
         minimum = None
@@ -265,32 +333,43 @@ def _at_zero_kelvin(system, settings: ElasticSettings, run) -> ElasticResult | N
         version = engine.version()
     if not is_root():
         return None
-    units = system.potential.units
-    saddle = stiffness.saddle_check(energy, [(f"e{p.component + 1}", p.amplitude, sign, e, moved)
-                                             for p, sign, _, _, e, moved in everything],
+    saddle = stiffness.saddle_check(energy, [(f"e{c['pair'].component + 1}", c["pair"].amplitude, c["sign"],
+                                              c["energy"], c["moved"]) for c in everything],
                                     atoms.get_volume() / units.gpa_per_energy_density, s0, len(atoms),
                                     stiffness.shallow_energy(units))
+    unconverged = [{"cell": c["name"], "force_norm": c["force_norm"], "max_force": c["max_force"],
+                    "evaluations": c["evaluations"]} for c in everything if not c["converged"]]
+    lower = take_lower_structure(system, minimum, atoms)  # before the record, which holds `minimum`
     record = outputs.elastic_record({
         "estimate": estimate, "energy": energy, "reference_stress": s0,
-        "relax": relax_record, "max_force_strained": max(f for _, _, _, f, *_ in everything), "saddle": saddle,
+        "relax": relax_record, "max_force_strained": max(c["max_force"] for c in everything), "saddle": saddle,
         "minimum": minimum,
         "settings": {"amplitudes": settings.strains, "relaxed_ions": not settings.clamped_ion}},
         atoms, units, system.source)
+    record["stress_noise"] = {"per_evaluation": float(np.sqrt(noise_variance)), "evaluations": len(repeated),
+                              "unit": units.stress_unit}
+    record["unconverged_cells"] = unconverged
     record["strained_cells"] = {"run": [f"e{j + 1}" for j in components],
                                 "by_symmetry": {f"e{eq.component + 1}": f"{'-' if eq.sign < 0 else ''}R e{eq.source + 1} R^T"
                                                 for eq in derived},
-                                "count": 2 * len(components) * len(settings.strains)}
+                                "count": 2 * len(components) * len(settings.strains),
+                                # force evaluations of each cell's ion relaxation (cg: not counted)
+                                "evaluations": {c["name"]: c["evaluations"] for c in everything}}
     record["structure_files"] = outputs.structure_files("relaxed")
     run.stamp(record, system.potential, groups.count, version)
+    from mlipprops.errors import warn
+    for cell in unconverged:
+        warn(f"the strained cell {cell['cell']} did not relax to --force-tol {settings.force_tol:g}: the forces left "
+             f"have a 2-norm of {cell['force_norm']:.3g} (largest {cell['max_force']:.3g}) {units.force_unit}; its "
+             "stress carries that error (unconverged_cells, C_err_parts.relaxation in elastic.json)")
     low = record["stability"].get("saddle")
     if low is not None:
-        from mlipprops.errors import warn
         how = f"the {low['strain']} strain" if low["found_by"] == "strain" else "rattled and relaxed again, it"
         warn(f"the relaxed structure is not a minimum of the potential: {how} let the ions move "
              f"{low['max_ion_displacement']:.3g} A into a state {-low['energy_change_per_atom']:.3g} "
              f"{units.energy_unit}/atom lower; C is not a linear response (saddle_check, minimum_check in "
-             "elastic.json)")
-    return ElasticResult(record, atoms)
+             "elastic.json)" + continue_from(minimum, run))
+    return ElasticResult(record, atoms, lower)
 
 
 def compute(system, settings: ElasticSettings, run) -> ElasticResult | None:

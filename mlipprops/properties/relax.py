@@ -155,21 +155,39 @@ def runaway_message(energy0: float, energy: float, energy_unit: str, ratio: floa
             "structure with `mlipprops evaluate`, and the structure itself")
 
 
+@dataclass
+class IonRelaxation:
+    """How an ion relaxation in a fixed cell ended: the largest force and the 2-norm of all forces left (the
+    criterion), whether it met force_tol, the force evaluations it took (cg: not counted), the energy its
+    quasi-Newton model says is left to gain (g.H.g / 2; cg: |g|^2 / 2 over minimize.CURVATURE, a rough guess) and
+    the stress of the state it started from (report units, LAMMPS frame; cg: None)."""
+    max_force: float
+    force_norm: float
+    converged: bool
+    evaluations: int | None = None
+    remaining_energy: float = 0.0
+    start_stress: np.ndarray | None = None
+
+
 def relax_ions(engine: Engine, force_tol: float, minimizer: str = "lbfgs", max_rounds: int = 5,
-               dmax: float = 0.1) -> float:
-    """Minimize the ions in a fixed cell until the forces are below force_tol (or no progress); returns the
-    largest force left. dmax: the largest move of an atom in one step (cg: in one line search)."""
+               dmax: float = 0.1) -> IonRelaxation:
+    """Minimize the ions in a fixed cell until the 2-norm of the forces is below force_tol (or no progress).
+    dmax: the largest move of an atom in one step (cg: in one line search)."""
     if minimizer == "lbfgs":
-        minimize.relax_ions(engine, force_tol, max_step=dmax)
-        return engine.max_force()
+        outcome = minimize.relax_ions(engine, force_tol, max_step=dmax)
+        forces = engine.forces()
+        return IonRelaxation(float(np.linalg.norm(forces, axis=1).max(initial=0.0)), float(np.linalg.norm(forces)),
+                             outcome.converged, outcome.evaluations, outcome.remaining_energy, outcome.start_stress)
     fmax = np.inf
     for _ in range(max_rounds):
         engine.minimize(force_tol, dmax=dmax)
         new = engine.max_force()
         if new <= force_tol or new >= 0.999 * fmax:
-            return new
+            fmax = new
+            break
         fmax = new
-    return fmax
+    norm = float(np.linalg.norm(engine.forces()))
+    return IonRelaxation(fmax, norm, norm <= force_tol, None, 0.5 * norm**2 / minimize.CURVATURE)
 
 
 # The minimum check's rattle (length units, seeded): it breaks any symmetry that holds a saddle, and a harmonic well
@@ -221,13 +239,68 @@ def minimum_check(engine: Engine, settings: RelaxSettings, relaxed: RelaxOutcome
     engine.restore_state(state)
     engine.evaluate()
     is_minimum = change >= -allowed
+    # the state it slid into: written as minimum.* for the user to go on from (take_lower_structure pops it)
+    lower = None if is_minimum else {"state": after, "energy": float(again.energy)}
     return {"rattle": MINIMUM_CHECK_RATTLE, "seed": MINIMUM_CHECK_SEED, "energy_change": change,
             "energy_change_per_atom": change / natoms, "allowed": allowed, "energy_unit": units.energy_unit,
             "length_unit": "sigma" if units.reduced else "A",
             "max_ion_displacement": float(np.linalg.norm(moved, axis=1).max()),
             "cell_change": float(np.abs(np.linalg.solve(state.cell, after.cell) - np.eye(3)).max()),
             "cell_relaxed": bool(cell_relaxed), "converged": again.converged, "is_minimum": bool(is_minimum),
-            "shallow": None if is_minimum else bool(-change / natoms < stiffness.shallow_energy(units))}
+            "shallow": None if is_minimum else bool(-change / natoms < stiffness.shallow_energy(units)),
+            "lower_state": lower}
+
+
+def take_lower_structure(system, check: dict | None, relaxed: Atoms) -> Atoms | None:
+    """The lower structure the minimum check found (input frame), popped from `check`, which gains what a user
+    needs to go on from it: its energy, its space group beside the relaxed one's, the files it is written to."""
+    lower = check.pop("lower_state", None) if check is not None else None
+    if lower is None:
+        return None
+    atoms = system.atoms_from_state(lower["state"])
+    check["lower_structure"] = {
+        "energy": lower["energy"], "energy_per_atom": lower["energy"] / len(atoms),
+        "space_group": space_group(atoms), "relaxed_space_group": space_group(relaxed),
+        "files": outputs.structure_files(MINIMUM_STEM),
+        "continue": f"--structure {MINIMUM_STEM}.cif (the same potential and settings: relax it, or its elastic "
+                    "constants)"}
+    return atoms
+
+
+MINIMUM_STEM = "minimum"
+# spglib's tolerance (A) for naming a space group: the distortion a saddle slides into can be 0.01 A or less
+SPACE_GROUP_SYMPREC = 1e-3
+
+
+def space_group(atoms: Atoms) -> str:
+    import spglib
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.get_atomic_numbers())
+    return spglib.get_spacegroup(cell, symprec=SPACE_GROUP_SYMPREC) or "not found"
+
+
+def continue_from(check: dict | None, run) -> str:
+    """The sentence a warning about a saddle ends with: where the lower structure is, and how to go on."""
+    lower = (check or {}).get("lower_structure")
+    if lower is None:
+        return ""
+    import os
+    where = os.path.join(run.out, f"{MINIMUM_STEM}.cif") if run.options.out else \
+        f"the result's minimum_atoms ({MINIMUM_STEM}.cif where it is saved)"
+    return (f". The lower structure ({lower['space_group']}, the relaxed one {lower['relaxed_space_group']}; "
+            f"{lower['energy_per_atom']:.6f} {check['energy_unit']}/atom) is {where}: go on from it with "
+            f"--structure {where if run.options.out else MINIMUM_STEM + '.cif'}")
+
+
+def write_lower_structure(out_dir: str, atoms: Atoms | None, record: dict) -> None:
+    """minimum.cif, .extxyz, .data beside the record (rank 0), when the minimum check found a lower state."""
+    from mlipprops.parallel import is_root
+    if atoms is not None and is_root():
+        outputs.write_structures(out_dir, MINIMUM_STEM, atoms, record["provenance"]["potential"]["types"])
+
+
+def read_lower_structure(folder: str, record: dict) -> Atoms | None:
+    lower = (record.get("minimum_check") or {}).get("lower_structure")
+    return None if lower is None else outputs.read_atoms(folder, {"structure_files": lower["files"]})
 
 
 def outcome_record(system, outcome: RelaxOutcome) -> dict:
@@ -238,9 +311,11 @@ def outcome_record(system, outcome: RelaxOutcome) -> dict:
 
 @dataclass
 class RelaxResult:
-    """relax.json (`to_dict()`), and the relaxed structure in the input frame (`atoms`)."""
+    """relax.json (`to_dict()`), and the relaxed structure in the input frame (`atoms`); when the relaxed
+    structure is a saddle, the lower one the minimum check found (`minimum_atoms`, minimum.* in the folder)."""
     record: dict
     atoms: Atoms
+    minimum_atoms: Atoms | None = None
 
     energy = property(lambda self: self.record["energy"])
     stress_GPa = property(lambda self: np.array(self.record["stress_GPa"]))
@@ -258,10 +333,11 @@ class RelaxResult:
     def save(self, out_dir: str) -> None:
         """relax.json and the relaxed structure (relaxed.cif, relaxed.extxyz, relaxed.data)."""
         outputs.save(out_dir, "relax.json", self.record, atoms=self.atoms)
+        write_lower_structure(out_dir, self.minimum_atoms, self.record)
 
     @classmethod
     def from_files(cls, record: dict, folder: str) -> "RelaxResult":
-        return cls(record, outputs.read_atoms(folder, record))
+        return cls(record, outputs.read_atoms(folder, record), read_lower_structure(folder, record))
 
 
 def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
@@ -281,6 +357,7 @@ def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
         outcome.converged, _settings_record(settings))
     record["structure_files"] = outputs.structure_files("relaxed")
     record["source"] = system.source
+    lower = take_lower_structure(system, check, atoms)
     record["minimum_check"] = check
     run.stamp(record, system.potential, 1, version)
     from mlipprops.errors import warn
@@ -289,14 +366,14 @@ def compute(system, settings: RelaxSettings, run) -> RelaxResult | None:
              f"again, the ions moved {check['max_ion_displacement']:.3g} {check['length_unit']} into a state "
              f"{-check['energy_change_per_atom']:.3g} {check['energy_unit']}/atom lower"
              f"{' (a shallow double well)' if check['shallow'] else ''}: it is a saddle held by its symmetry "
-             "(minimum_check in relax.json)")
+             "(minimum_check in relax.json)" + continue_from(check, run))
     if not outcome.converged:
         how = ("raise --max-rounds, or loosen --stress-tol/--force-tol" if outcome.rounds >= settings.max_rounds
                else "its last round changed nothing, so the tolerances are below what this potential resolves: "
                     "loosen --force-tol/--stress-tol")
         warn(f"the relaxation did not converge in {outcome.rounds} rounds (max force {outcome.max_force:.2e}, "
              f"residual stress in relax.json): {how}")
-    return RelaxResult(record, atoms)
+    return RelaxResult(record, atoms, lower)
 
 
 def _settings_record(settings: RelaxSettings) -> dict:
