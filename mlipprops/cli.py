@@ -258,6 +258,10 @@ def _report_elastic(r: dict) -> str:
             # the Reuss average inverts C: with a negative eigenvalue it (and Hill's, E, nu) is no modulus at all
             lines.append("  (C is not positive definite: the Reuss and Hill averages, E and nu are not physical)")
     lines.append(stability_text(r["stability"], unit))
+    lower = (r.get("minimum_check") or {}).get("lower_structure")
+    if lower is not None:
+        lines.append(f"The lower structure ({lower['space_group']}) is written as minimum.cif (.extxyz, .data): go on "
+                     "from it with --structure minimum.cif")
     return "\n".join(lines) + "\n(also C.csv, C.png)"
 
 

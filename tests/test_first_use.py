@@ -136,3 +136,24 @@ def test_provenance_names_the_backend_lammps_pair_style_and_plugin_that_ran(tmp_
     atoms, pot = mp.example("si-sw")
     prov = mp.relax(atoms, pot, quiet=True).to_dict()["provenance"]
     assert prov["backend"] == "lammps" and prov["pair_style"] == "sw" and prov["plugin"] is None
+
+
+# -- 11: a saddle leaves the lower structure it found, and the way on --------------------------------------------
+@pytest.mark.parametrize("command", ["relax", "elastic"])
+def test_a_saddle_writes_the_lower_structure_and_says_how_to_go_on(tmp_path, command):
+    """The bundled urea model's tetragonal structure is a shallow saddle (README): the rattled relaxation slides
+    into a lower, orthorhombic state, which is written as minimum.* with its energy and space group."""
+    out = tmp_path / command
+    proc = run_cli(command, "--example", "urea", "--quiet", "--out", out)
+    record = json.loads((out / f"{command}.json").read_text())
+    lower = record["minimum_check"]["lower_structure"]
+    assert lower["relaxed_space_group"] == "P-42_1m (113)" and lower["space_group"] != lower["relaxed_space_group"]
+    assert lower["energy_per_atom"] < record["energy"] / 16
+    assert f"go on from it with --structure {out / 'minimum.cif'}" in proc.stderr
+    assert "go on from it with --structure minimum.cif" in proc.stdout
+    minimum = mp.read_structure(str(out / "minimum.cif"))
+    assert len(minimum) == 16
+    assert np.allclose(mp.load(str(out)).minimum_atoms.cell[:], minimum.cell[:], atol=1e-5)
+    if command == "relax":  # going on from it: a minimum of the model
+        _, pot = mp.example("urea")
+        assert mp.relax(minimum, pot, quiet=True).minimum_check["is_minimum"]
