@@ -110,4 +110,14 @@ def settle_error(exc: BaseException, wait: float = 5.0) -> None:
     if os.environ.get("MLIPPROPS_ERROR_FILE"):  # for the process that relaunched this run (np=N)
         with open(os.environ["MLIPPROPS_ERROR_FILE"], "w") as fh:
             fh.write(f"{type(exc).__name__}\n{exc}\n")
-    w.Abort(130 if isinstance(exc, KeyboardInterrupt) else 1)
+    _quiet_abort(w, 130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+
+def _quiet_abort(w, code: int) -> None:
+    """MPI_Abort without MPICH's "Abort(1) on node 0 ... application called MPI_Abort" line after the reason,
+    which was printed already: standard error goes to /dev/null first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    w.Abort(code)

@@ -157,3 +157,28 @@ def test_a_saddle_writes_the_lower_structure_and_says_how_to_go_on(tmp_path, com
     if command == "relax":  # going on from it: a minimum of the model
         _, pot = mp.example("urea")
         assert mp.relax(minimum, pot, quiet=True).minimum_check["is_minimum"]
+
+
+# -- 10 (its MPI part): an error on one rank alone ends in its one line, without MPICH's Abort line ------------
+@pytest.mark.mpi
+def test_an_error_on_one_rank_is_one_line_without_mpich_noise(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import MPIEXEC
+    script = tmp_path / "one_rank.py"
+    script.write_text(
+        "from mlipprops import parallel\n"
+        "from mlipprops.errors import InputError\n"
+        "w = parallel.world()\n"
+        "parallel.prepare_for_errors()\n"
+        "try:\n"
+        "    if w.Get_rank() == 0:\n"
+        "        raise InputError('the reason')\n"
+        "    w.bcast(None, root=0)  # rank 1 waits for rank 0, forever\n"
+        "except BaseException as exc:\n"
+        "    parallel.settle_error(exc, wait=1.0)\n")
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["mlipprops: error: the reason"], proc.stderr
