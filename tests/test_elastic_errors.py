@@ -116,7 +116,8 @@ def test_error_bars_cover_injected_stress_noise_and_are_not_inflated(noisy_stres
     # the noise each run estimated from its repeated evaluations, and the scatter of C it implies
     found = np.array([r.record["stress_noise"]["per_evaluation"] for r in runs])
     assert np.median(found) == pytest.approx(sigma, rel=0.3)
-    assert scatter[0, 0] == pytest.approx(sigma / np.sqrt(2) / d, rel=0.4)
+    # C11 comes from one strained cell: sqrt(2) sigma / 2d, on average over the runs (each estimates sigma anew)
+    assert err.mean(axis=0)[0, 0] == pytest.approx(sigma / np.sqrt(2) / d, rel=0.15)
     assert set(runs[0].record["C_err_parts"]) >= {"stress_noise", "relaxation", "symmetry", "truncation"}
 
 
