@@ -19,7 +19,7 @@ def test_copper_reduced_run_brackets_the_published_melting_point(tmp_path):
     Trajectories are chaotic: the same seed gives another T_m on another machine, so the test holds the spread
     between seeds, not one number."""
     args = [a for a in REDUCED if a not in ("--cell-length", "10")]
-    run_cli(*args, "--guess", "1300", "--max-trials", "6", "--target-error", "10", "--out", tmp_path / "m")
+    run_cli(*args, "--guess", "1300", "--max-trials", "6", "--target-error", "60", "--out", tmp_path / "m")
     r = load(tmp_path / "m" / "melt.json")
     for key in ("T_m", "T_m_err", "pressure", "method", "trials", "provenance", "schema_version"):
         assert key in r

@@ -48,3 +48,22 @@ def test_a_range_where_delta_mu_keeps_its_sign_is_refused_and_kept(tmp_path):
     assert all(p["delta_mu"] > 0 for p in kept["pinning"]["temperatures"])
     assert kept["ramps"] is None  # the temperatures were given: no ramps
     assert not (out / "melt.json").exists()
+
+
+def test_an_interrupted_temperature_resumes_from_its_last_segment(tmp_path):
+    """Each pinning run is saved segment by segment: with its finished record gone (as after a kill in the last
+    segment), a rerun rebuilds it from the saved samples without running it again: the same delta_mu."""
+    out = tmp_path / "m"
+    args = (*REDUCED, "--tmin", "900", "--tmax", "1000", "--max-trials", "3", "--out", out)
+    run_cli(*args, check=False)
+    folder = out / "checkpoints" / "melt"
+    first = {p.name: json.loads(p.read_text())["delta_mu"] for p in folder.glob("pinning_*.json")
+             if "partial" not in p.name}
+    assert len(first) == 3 and len(list(folder.glob("pinning_*_partial.json"))) == 3
+    for name in first:
+        (folder / name).unlink()
+    run_cli(*args, check=False)
+    again = {p.name: json.loads(p.read_text())["delta_mu"] for p in folder.glob("pinning_*.json")
+             if "partial" not in p.name}
+    assert again == first
+    assert "rhok" not in (out / "log.lammps").read_text()  # no pinning MD ran the second time

@@ -278,21 +278,45 @@ class MeltEngine:
         return self.sampled_run(name, self.s.run_steps, "melt_coexistence", temperature=temperature,
                                 pdamp=1000 * self.dt, seed=seed)
 
-    def pinned(self, reference: State, temperature: float, seed: int, name: str) -> dict:
+    def pinned(self, reference: State, temperature: float, seed: int, name: str, partial) -> dict:
         """A pinning run at `temperature`: the two-phase cell held at half the crystal's density mode by a harmonic
-        bias; delta_mu from the mean bias force (mlipprops/pinning.py)."""
+        bias; delta_mu from the mean bias force (mlipprops/pinning.py). The run goes in ten segments, each saved
+        with `partial` (load/save of one record): a run of hours (a molecular crystal with a model) resumes after
+        the last finished segment. (Each segment restarts the barostat's own velocity at zero: a small kick ten
+        times per run, which the equilibration cut and the error estimate absorb.)"""
         e, s, n = self.engine, self.s, self.order["n_order"]
-        lattice = self.two_phase(reference, temperature, seed, name)
-        tail = lattice[int(0.4 * len(lattice)):]
-        q_solid, q_solid_err = (float(v) for v in block_mean_error(tail[:, PINNING_COLUMNS.index("q")], 5))
-        solid_volume = float(tail[:, PINNING_COLUMNS.index("vol")].mean())
-        kT = self.units.boltzmann * temperature
-        kappa = pinning.spring_constant(kT, q_solid, (solid_volume / n) ** (1 / 3), e.cell()[2, 2])
-        values = {"group": "mlp_order", "nx": self.wavevector[0], "ny": self.wavevector[1], "kappa": kappa,
-                  "anchor": 0.5 * q_solid, "temperature": float(temperature), "seed": seed, "pdamp": 1000 * self.dt,
-                  "pressure": self.p_lammps, "tdamp": 100 * self.dt}
-        self.check_rhok(template("melt_pinning", **values))
-        samples = self.sampled_run(name, s.run_steps, "melt_pinning", **values)
+        saved = partial.load()
+        if saved is None:
+            lattice = self.two_phase(reference, temperature, seed, name)
+            tail = lattice[int(0.4 * len(lattice)):]
+            q_solid, q_solid_err = (float(v) for v in block_mean_error(tail[:, PINNING_COLUMNS.index("q")], 5))
+            solid_volume = float(tail[:, PINNING_COLUMNS.index("vol")].mean())
+            kT = self.units.boltzmann * temperature
+            kappa = pinning.spring_constant(kT, q_solid, (solid_volume / n) ** (1 / 3), e.cell()[2, 2])
+            values = {"group": "mlp_order", "nx": self.wavevector[0], "ny": self.wavevector[1], "kappa": kappa,
+                      "anchor": 0.5 * q_solid, "temperature": float(temperature), "seed": seed,
+                      "pdamp": 1000 * self.dt, "pressure": self.p_lammps, "tdamp": 100 * self.dt}
+            self.check_rhok(template("melt_pinning", **values))
+            saved = {"values": values, "q_solid": [q_solid, q_solid_err], "done": 0, "samples": []}
+        else:
+            e.restore_state(State(*(np.array(saved["state"][k]) for k in ("cell", "positions", "images",
+                                                                          "velocities"))))
+        values, (q_solid, q_solid_err) = saved["values"], saved["q_solid"]
+        kappa = values["kappa"]
+        segment = max(-(-s.run_steps // 10), s.sample_every)
+        while saved["done"] < s.run_steps:
+            steps = min(segment, s.run_steps - saved["done"])
+            part = self.sampled_run(name + "_segment", steps, "melt_pinning", **{**values, "seed": seed + saved["done"]})
+            part[:, 0] += saved["done"]
+            saved["samples"] += part[0 if not saved["samples"] else 1:].tolist()  # a segment's first row: the last's end
+            saved["done"] += steps
+            state = e.save_state(velocities=True)
+            saved["state"] = {k: getattr(state, k).tolist() for k in ("cell", "positions", "images", "velocities")}
+            partial.save(saved)
+        samples = np.array(saved["samples"])
+        if e.comm.Get_rank() == 0:
+            np.savetxt(os.path.join(self.out_dir, f"{self.tag}{name}.txt"), samples, fmt="%.10g",
+                       header=" ".join(PINNING_COLUMNS))
         d = pinning.chemical_potential_difference(samples[:, PINNING_COLUMNS.index("q")], values["anchor"], kappa,
                                                   q_solid, q_solid_err, n)
         fraction = float(samples[int(0.2 * len(samples)):, COLUMNS.index("nsolid")].mean() / n)
@@ -630,7 +654,22 @@ def _pinned(runner: MeltEngine, reference: State, temperature: float, s: MeltSet
             groups: Groups) -> dict:
     name = f"pinning_{temperature:.1f}"
     seed = s.seed + int(round(temperature * 10))
-    return checkpoints.once(name, groups.comm, lambda: runner.pinned(reference, temperature, seed, name))
+    partial = Partial(checkpoints, name + "_partial", groups.comm)
+    return checkpoints.once(name, groups.comm, lambda: runner.pinned(reference, temperature, seed, name, partial))
+
+
+class Partial:
+    """The checkpoint of an unfinished task: read on the group's rank 0 and shared, written by it."""
+
+    def __init__(self, checkpoints: Checkpoints, name: str, comm):
+        self.checkpoints, self.name, self.comm = checkpoints, name, comm
+
+    def load(self) -> dict | None:
+        return self.comm.bcast(self.checkpoints.load(self.name) if self.comm.Get_rank() == 0 else None, root=0)
+
+    def save(self, record: dict) -> None:
+        if self.comm.Get_rank() == 0:
+            self.checkpoints.save(self.name, record)
 
 
 class NoBracket(InputError):
