@@ -9,14 +9,26 @@
 __version__ = "0.2.0"
 
 from mlipprops.errors import InputError, LammpsError  # noqa: E402
-from mlipprops.examples import example  # noqa: E402
-from mlipprops.potential import Potential  # noqa: E402
-from mlipprops.properties import load  # noqa: E402
-from mlipprops.properties.elastic import elastic  # noqa: E402
-from mlipprops.properties.evaluate import evaluate  # noqa: E402
-from mlipprops.properties.melt import melt  # noqa: E402
-from mlipprops.properties.relax import relax  # noqa: E402
-from mlipprops.structure import read_structure  # noqa: E402
+
+# The API, imported on first use (PEP 562): numpy, ASE, pymatgen and the properties take a second or more to
+# import, and the command line must be able to answer a Ctrl-C during that second with its one line.
+_API = {"example": "mlipprops.examples", "Potential": "mlipprops.potential", "load": "mlipprops.properties",
+        "elastic": "mlipprops.properties.elastic", "evaluate": "mlipprops.properties.evaluate",
+        "melt": "mlipprops.properties.melt", "relax": "mlipprops.properties.relax",
+        "read_structure": "mlipprops.structure"}
 
 __all__ = ["InputError", "LammpsError", "Potential", "elastic", "evaluate", "example", "load", "melt",
            "read_structure", "relax"]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'mlipprops' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

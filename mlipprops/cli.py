@@ -10,11 +10,17 @@ from dataclasses import fields
 
 from mlipprops import examples, parallel
 from mlipprops.errors import InputError, LammpsError, report, speak_to
-from mlipprops.properties import PROPERTIES
+
+
+def _properties() -> dict:
+    """The property table, imported when first needed (inside main's handling of Ctrl-C): the properties pull in
+    numpy, ASE and pymatgen, a second or more."""
+    from mlipprops.properties import PROPERTIES
+    return PROPERTIES
 
 
 def _default(prop: str, name: str):
-    settings = PROPERTIES[prop][2]
+    settings = _properties()[prop][2]
     return {f.name: f.default for f in fields(settings)}[name]
 
 
@@ -137,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.add_argument("--check", action="store_true", help="only say whether a (re)build is needed")
     build.add_argument("--verbose", action="store_true")
-    for name in PROPERTIES:
+    for name in _properties():
         p = sub.add_parser(name, help=HELP[name])
         _inputs(p)
         g = p.add_argument_group(name)
@@ -200,7 +206,7 @@ def settings_of(args) -> dict:
 def run_property(args):
     from mlipprops.run import Options, execute, settings_from
 
-    module, _, settings_class, _ = PROPERTIES[args.command]
+    module, _, settings_class, _ = _properties()[args.command]
     atoms, potential = read_inputs(args)
     settings = settings_from(settings_class, settings_of(args))
     out = os.path.abspath(args.out or f"{args.command}_out")
@@ -210,7 +216,7 @@ def run_property(args):
     result = execute(module, atoms, potential, settings, options)
     if parallel.is_root():  # execute() saved the result in `out`
         print(REPORTS[args.command](result.to_dict()))
-        print(f"written: {os.path.join(out, PROPERTIES[args.command][1])}")
+        print(f"written: {os.path.join(out, _properties()[args.command][1])}")
 
 
 # -- printing ----------------------------------------------------------------------------------------------------
@@ -354,6 +360,14 @@ def run_build_plugin(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while the modules load, before a command's own handling: one line, no traceback
+        print(report(KeyboardInterrupt()), file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     speak_to("cli")  # messages name the flags the user typed (the API's callers read keywords)

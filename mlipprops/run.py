@@ -37,6 +37,7 @@ class Run:
     options: Options
     started: float
     world: object
+    estimate: dict | None = None  # footprint.estimate: what the run was expected to take
 
     def groups(self, ntasks: int, natoms: int) -> parallel.Groups:
         try:
@@ -73,6 +74,7 @@ class Run:
         record["provenance"] = provenance(described, self.world.Get_size(), groups, self.started, lammps_version,
                                           self.options.command_line or "python: mlipprops API")
         record["provenance"].update(dict(LAST_RUN))
+        record["provenance"]["estimate"] = self.estimate
         return record
 
 
@@ -121,8 +123,9 @@ def execute(module, atoms, potential, settings, options: Options):
     system = System(atoms, potential.with_types_for(atoms.get_chemical_symbols(), source), source)
     settings = settings.for_system(system)
     settings.check(system)  # every rank alike: a bad setting ends the call here, on every rank
+    estimate = _footprint(system, world)
     with _folder(options.out, world) as out:
-        run = Run(out, options, time.time(), world)
+        run = Run(out, options, time.time(), world, estimate)
         try:
             result = module.compute(system, settings, run)
         except BaseException as exc:
@@ -131,6 +134,23 @@ def execute(module, atoms, potential, settings, options: Options):
         if options.out is not None and world.Get_rank() == 0:
             result.save(out)  # the API's out= holds what the CLI's --out holds: mlipprops.load reads either
         return world.bcast(result, root=0)
+
+
+def _footprint(system, world) -> dict:
+    """Memory and time the run will take, measured on rank 0 and judged on every rank alike (a run that cannot
+    fit is refused here, before LAMMPS fills the memory)."""
+    from mlipprops import footprint
+    record, problem = None, None
+    if world.Get_rank() == 0:
+        try:
+            record = footprint.estimate(system, world.Get_size())
+        except Exception as exc:  # noqa: BLE001 - raised on every rank below: the others wait in bcast for it
+            problem = exc
+    record, problem = world.bcast((record, problem), root=0)
+    if problem is not None:
+        raise problem
+    footprint.judge(record, system.source)
+    return record
 
 
 class _folder:

@@ -47,10 +47,11 @@ def read_structure(source, supercell: tuple[int, int, int] | None = None, types:
         atoms = _read_file(str(source), types, cif_block)
     if cif_block is not None and not str(atoms.info["source"]).lower().endswith(CIF_SUFFIXES):
         raise InputError(f"--cif-block {cif_block}: {atoms.info['source']} is not a CIF file (leave --cif-block out)")
-    atoms = make_supercell(atoms, supercell)
+    # checked before it is repeated: a periodic cell's overlaps are its repeats' (and a neighbour list of a
+    # million-atom supercell takes gigabytes and minutes)
     for note in check_structure(atoms, atoms.info["source"], min_distance):
         warn(note)
-    return atoms
+    return make_supercell(atoms, supercell)
 
 
 def _read_file(path: str, type_symbols: list[str] | None = None, cif_block: str | None = None) -> Atoms:

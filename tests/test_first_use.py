@@ -182,3 +182,60 @@ def test_an_error_on_one_rank_is_one_line_without_mpich_noise(tmp_path):
                           timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["mlipprops: error: the reason"], proc.stderr
+
+
+# -- 9: what a run will take, before it starts; Ctrl-C while the modules load ---------------------------------
+def test_a_run_that_cannot_fit_in_memory_is_refused_in_one_line(tmp_path):
+    """urea x 40 x 40 x 40 with the bundled model (a million atoms): refused before LAMMPS starts (it took 8 GB
+    in 3 minutes before the kernel killed it). Limited to 12 GB of address space, so that a regression fails here
+    instead of filling the machine."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (12 * 2**30, 12 * 2**30))
+    proc = subprocess.run([sys.executable, "-m", "mlipprops", "evaluate", "--example", "urea", "--supercell", "40",
+                           "40", "40", "--quiet", "--out", str(tmp_path / "big")], capture_output=True, text=True,
+                          timeout=300, preexec_fn=limit)
+    _one_line(proc, "1024000 atoms need about", "GiB of memory", "s per force evaluation", "MLIPPROPS_IGNORE_MEMORY=1")
+
+
+def test_the_estimate_is_judged_and_recorded(tmp_path, monkeypatch, capsys):
+    from mlipprops import footprint
+    record = {"natoms": 10**6, "memory_bytes": 64 * 2**30, "available_bytes": 16 * 2**30,
+              "seconds_per_evaluation": 120.0}
+    with pytest.raises(mp.InputError, match=r"^x.cif: 1000000 atoms need about 64 GiB of memory, ~120 s per force"):
+        footprint.judge(record, "x.cif")
+    monkeypatch.setenv("MLIPPROPS_IGNORE_MEMORY", "1")
+    footprint.judge(record, "x.cif")
+    assert "x.cif: 1000000 atoms: about 64 GiB of memory" in capsys.readouterr().err
+    # a model run larger than the probe: measured per edge, scaled to the cell, in the provenance
+    atoms, pot = mp.example("urea")
+    estimate = mp.evaluate(atoms.repeat((3, 3, 3)), pot).to_dict()["provenance"]["estimate"]
+    assert estimate["natoms"] == 432 and 50 < estimate["edges"] / 432 < 65  # urea at r_max 5 A: 58 neighbours
+    assert estimate["bytes_per_edge"] > 100 and 0 < estimate["seconds_per_evaluation"] < 60
+
+
+def test_the_command_line_imports_nothing_heavy_before_main():
+    import subprocess
+    import sys
+    code = "import sys, mlipprops.cli; print(sorted(m for m in ('numpy', 'ase', 'torch') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    script = Path(sys.executable).parent / "mlipprops"  # the command a user types (the console script)
+    proc = subprocess.Popen([str(script), "elastic", "--example", "urea", "--quiet", "--out", str(tmp_path / "o")],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # Python is up (0.1 s), the properties' imports take a second or more
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err and len(lines) == 1, err
+    assert "interrupted" in lines[0]
