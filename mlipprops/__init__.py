@@ -22,9 +22,14 @@ __all__ = ["InputError", "LammpsError", "Potential", "elastic", "evaluate", "exa
 
 
 def __getattr__(name: str):
-    if name not in _API:
-        raise AttributeError(f"module 'mlipprops' has no attribute {name!r}")
     import importlib
+    if name not in _API:  # a submodule (mp.examples, mp.tensors), as an eager package would have it
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'mlipprops' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(_API[name]), name)
     globals()[name] = value  # once imported, an ordinary attribute
     return value
