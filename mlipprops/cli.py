@@ -242,9 +242,13 @@ def _report_minimum(m: dict | None) -> str:
     head = "a minimum" if m["is_minimum"] else \
         f"NOT a minimum ({'a shallow double well' if m['shallow'] else 'a saddle held by its symmetry'})"
     what = "cell and ions" if m.get("cell_relaxed", True) else "ions in the cell, the relaxed-ion C being stable"
+    lower = m.get("lower_structure")
+    go_on = "" if lower is None else (
+        f"\n  the lower structure ({lower['space_group']}; relaxed: {lower['relaxed_space_group']}) is written as "
+        f"minimum.cif (.extxyz, .data): go on from it with --structure minimum.cif")
     return (f"\nminimum check: {head}: rattled by {m['rattle']:g} {m['length_unit']} and relaxed again ({what}), "
             f"the ions moved up to {m['max_ion_displacement']:.3g} {m['length_unit']}, the enthalpy changed by "
-            f"{m['energy_change_per_atom']:+.3g} {m['energy_unit']}/atom")
+            f"{m['energy_change_per_atom']:+.3g} {m['energy_unit']}/atom" + go_on)
 
 
 def _report_elastic(r: dict) -> str:
