@@ -196,6 +196,26 @@ def jackknife(samples_fn: Callable[[np.ndarray], Any], data: np.ndarray, nblocks
     return np.asarray(samples_fn(data), float), err
 
 
+def jackknife_in_time(estimator: Callable[..., Any], series: Sequence[tuple[np.ndarray, np.ndarray]],
+                      nblocks: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(estimator(*data), delete-one-block jackknife standard error) for several time series sampled at different
+    times (each a pair: sample times, data along the first axis), cut into the same `nblocks` contiguous windows of
+    time. One estimator of all of them, left out block by block together, carries their correlation: the Born
+    term and the stress fluctuations of one run come from the same configurations, and their errors do not simply
+    add. Blocks must be longer than the correlation time."""
+    times = [np.asarray(t, float) for t, _ in series]
+    data = [np.asarray(d) for _, d in series]
+    edges = np.linspace(min(t.min() for t in times), max(t.max() for t in times), nblocks + 1)
+    edges[-1] = np.inf
+    labels = [np.clip(np.searchsorted(edges, t, side="right") - 1, 0, nblocks - 1) for t in times]
+    if any(len(np.unique(lab)) < nblocks for lab in labels):
+        raise ValueError(f"every series needs samples in each of the {nblocks} blocks of time")
+    partial = np.array([np.asarray(estimator(*[d[lab != k] for d, lab in zip(data, labels)]), float)
+                        for k in range(nblocks)])
+    err = np.sqrt((nblocks - 1) / nblocks * np.sum((partial - partial.mean(axis=0)) ** 2, axis=0))
+    return np.asarray(estimator(*data), float), err
+
+
 def block_mean_error(x: np.ndarray, nblocks: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """(mean over the first axis, standard error from the scatter of nblocks contiguous block means).
 

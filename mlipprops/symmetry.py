@@ -102,3 +102,31 @@ def complete_variances(variances: dict[tuple[int, int], np.ndarray], derived: li
         M = np.column_stack([tensors.stress_to_voigt(eq.R @ tensors.voigt_to_stress(e) @ eq.R.T) for e in np.eye(6)])
         for sign in (1, -1):
             variances[(eq.component, sign)] = (M * M) @ np.asarray(variances[(eq.source, sign * eq.sign)], float)
+
+
+def lattice_rotations(cell: np.ndarray, positions: np.ndarray, numbers, symprec: float = 1e-4) -> list[np.ndarray]:
+    """The crystal's point-group operations as integer matrices W on fractional coordinates of `cell` (rows):
+    f -> W f (spglib, translations dropped)."""
+    import warnings
+
+    import spglib
+
+    cell = np.asarray(cell, float)
+    fractional = np.linalg.solve(cell.T, np.asarray(positions, float).T).T % 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = spglib.get_symmetry((cell, fractional, np.asarray(numbers)), symprec=symprec)
+    if data is None:
+        return [np.eye(3)]
+    # a supercell repeats each rotation once per lattice translation it holds: keep one of each
+    return [np.asarray(W, float) for W in np.unique(np.asarray(data["rotations"]), axis=0)]
+
+
+def symmetrize_cell(cell: np.ndarray, rotations: list[np.ndarray]) -> np.ndarray:
+    """The LAMMPS-shaped cell (rows, lower triangular) whose metric h h^T is that of `cell` averaged over the
+    lattice rotations W (W^T M W = M for a symmetric metric M). A time-averaged MD cell carries the statistical
+    error of its shape, which breaks the crystal's symmetry (a cubic cell comes out slightly tetragonal); the
+    average keeps only the part the symmetry allows."""
+    M = np.asarray(cell, float) @ np.asarray(cell, float).T
+    average = sum(W.T @ M @ W for W in rotations) / len(rotations)
+    return np.linalg.cholesky((average + average.T) / 2.0)

@@ -7,8 +7,10 @@
   C = (<s(+d)> - <s(-d)>) / 2d; the 12 runs go side by side on groups of MPI ranks.
 
 Equilibration is detected on the volume (NPT) or the stress (NVT) series (Chodera 2016), errors come from a block
-jackknife (fluctuation, born) or block averages (deformation). Every finished stage is checkpointed: a rerun
-resumes after the last one.
+jackknife (fluctuation; born: one jackknife of Born and fluctuation terms together) or block averages of the +d - -d
+stress difference (deformation: both runs start from one state with one seed, so their noise is correlated). The
+NVT cell is the NPT mean cell with the crystal's symmetry imposed on its metric. Every finished stage is
+checkpointed: a rerun resumes after the last one.
 
 One convention for the result: C is the Brugger tensor (second derivatives of the free energy in Lagrangian
 strain) at the mean stress of the NPT run. born measures it directly; deformation and fluctuation measure the
@@ -22,7 +24,7 @@ from dataclasses import asdict
 import numpy as np
 
 from mlipprops import fluctuation as fl
-from mlipprops import outputs, tensors
+from mlipprops import outputs, symmetry, tensors
 from mlipprops.engine import SAMPLE_COLUMNS, Engine, State
 from mlipprops.parallel import Groups
 from mlipprops.properties.relax import relax_in_place
@@ -121,9 +123,21 @@ def at_temperature(system, settings, run):
         warn("the strain-fluctuation C exceeds the Born term on the diagonal: the cell fluctuations did not "
              "thermalize (typical of a nearly harmonic crystal at low T); use --method born or deformation, or run "
              "longer at higher T")
+    n_eff = record["md"].get("npt", {}).get("strain_products_effective_samples")
+    if s.method == "fluctuation" and n_eff is not None and n_eff < FLUCTUATION_SAMPLES:
+        from mlipprops.errors import warn
+        warn(f"the strain fluctuations hold {n_eff:.0f} independent samples (their products decorrelate every "
+             f"{record['md']['npt']['strain_products_statistical_inefficiency']:.0f} samples): C = S^-1 of so few "
+             f"is biased high by about 7/{n_eff:.0f} and its error is rough; run at least "
+             f"{FLUCTUATION_SAMPLES / n_eff:.0f}x longer (--run-steps), or use --method born")
     atoms = system.atoms.copy()
     atoms.set_cell(result["mean_cell"], scale_atoms=True)
     return ElasticResult(record, atoms)
+
+
+# independent samples of the strain products below which the inverse of their covariance (6 x 6) is biased by more
+# than 10 %: for Gaussian samples E[S^-1] = C n / (n - 7)
+FLUCTUATION_SAMPLES = 70
 
 
 def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str, checkpoints: Checkpoints):
@@ -131,6 +145,9 @@ def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str
     kT = units.boltzmann * s.temperature
     if relax_settings is not None:
         relax_in_place(engine, relax_settings)  # start MD from the 0 K structure at the target pressure
+    # the crystal's symmetry, as operations on fractional coordinates of the cell (the MD cell's too)
+    state = engine.save_state()
+    rotations = symmetry.lattice_rotations(state.cell, state.positions, system.atoms.get_atomic_numbers())
     engine.set_velocities(s.temperature, s.seed)
     stages = Stages(engine, checkpoints, out_dir, f"g{groups.index}_" if groups.count > 1 else "")
     common = {"temperature": s.temperature, "timestep": s.timestep, "seed": s.seed,
@@ -165,6 +182,15 @@ def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str
             return tensors.brugger_constants(np.linalg.inv(fl.strain_fluctuation_compliance(e, volume, kT)),
                                              mean_stress)
         C, C_err = fl.jackknife(stiffness, strains)
+        # S is the mean of the products de_i de_j (product_mean_error): where a tenth of the run holds few of their
+        # correlation times the jackknife's blocks are not independent and its error comes out several times too
+        # small (Cu, 300 K, 20000 steps: 7 GPa on C11 against 34 between seeds). Their own error, propagated by
+        # dC = -C dS C, is kept where it is larger
+        err_S, g = product_mean_error(strains, inefficiency=True)
+        Cs = np.linalg.inv(fl.strain_fluctuation_compliance(strains, volume, kT))
+        C_err = np.maximum(C_err, np.sqrt(np.einsum("ai,jb,ij->ab", Cs**2, Cs**2, (err_S * volume / kT) ** 2)))
+        record["npt"]["strain_products_statistical_inefficiency"] = float(g.max())
+        record["npt"]["strain_products_effective_samples"] = float(len(strains) / g.max())
         record["convergence"] = fl.convergence(lambda e: fl.jackknife(stiffness, e), strains)
         born_bound = born_matrices(stages.samples("npt_born"), volume).mean(axis=0)
         born_bound += natoms_kinetic(system.natoms, kT, volume)
@@ -173,6 +199,14 @@ def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str
         record["thermalized"] = not violated
         record["production_steps"] = npt_steps
     else:
+        # the mean cell's shape carries the NPT run's statistical error, and C follows the cell through the
+        # third-order constants: Cu (108 atoms, 300 K, 6666 NPT steps) came out tetragonal by up to 2e-3, which
+        # left 0.1-0.17 GPa of anisotropic stress in NVT and set C44, C55 and C66 up to 1.4 GPa (5 error bars)
+        # apart. The crystal's symmetry fixes the shape: only the metric it allows is kept (the volume stays)
+        symmetric = symmetry.symmetrize_cell(mean_cell, rotations)
+        record["npt"]["symmetrized"] = {"operations": len(rotations), "strain_removed": float(np.abs(
+            fl.lagrangian_strain(symmetric, lammps_cell(mean_cell))).max())}
+        mean_cell = symmetric
         # to the mean cell, then NVT: its stress samples the (T, P) state at fixed shape
         engine.set_cell(lammps_cell(mean_cell), remap=True)
         nvt = dict(common, pressure=0.0)
@@ -202,6 +236,20 @@ def _run(engine: Engine, system, s, relax_settings, groups: Groups, out_dir: str
             "mean_cell": system.frame.vectors_to_input(mean_cell)}
 
 
+def product_mean_error(x: np.ndarray, inefficiency: bool = False):
+    """The standard error of the covariance of the columns of x, (T, k), element by element: the products
+    p_ij = dx_i dx_j are a time series of their own, whose correlation time is that of the fluctuations' envelope
+    (a barostat's oscillation integrates to nothing in the strains' own autocorrelation while its amplitude
+    decorrelates slowly), so var(mean p_ij) = var(p_ij) g_ij / N with g_ij the statistical inefficiency of p_ij.
+    With inefficiency: also the g_ij."""
+    dx = np.asarray(x, float) - np.asarray(x, float).mean(axis=0)
+    products = dx[:, :, None] * dx[:, None, :]
+    k = dx.shape[1]
+    g = np.array([[fl.statistical_inefficiency(products[:, i, j]) for j in range(k)] for i in range(k)])
+    err = np.sqrt(products.var(axis=0) * g / len(dx))
+    return (err, g) if inefficiency else err
+
+
 def _settings_record(s) -> dict:
     """elastic.json's `settings` of a run at temperature, named as they have always been."""
     keys = ("temperature", "method", "pressure", "timestep", "equil_steps", "run_steps", "sample_every",
@@ -216,23 +264,37 @@ def _born(stages: Stages, s, nvt: dict, units, kT: float, natoms: int):
     stress = stresses_from_samples(samples, units)
     t0, eq = equilibrated(stress[:, :3].sum(axis=1))
     volume = float(samples[0, _COL["vol"]])
-    B = born_matrices(born, volume)
-    B = B[int(np.searchsorted(born[:, 0], samples[t0, 0])):]
+    first = int(np.searchsorted(born[:, 0], samples[t0, 0]))
+    B, born_steps = born_matrices(born, volume)[first:], born[first:, 0]
     stress = stress[t0:]
-    born_mean, born_err = fl.block_mean_error(B)
 
     def fluct(x):
         return fl.stress_fluctuation_stiffness(np.zeros((6, 6)), x, volume, kT, natoms)
-    F, F_err = fl.jackknife(fluct, stress)
+
+    born_mean, F = B.mean(axis=0), fluct(stress)
     C = born_mean + F
-    C_err = np.sqrt(born_err**2 + F_err**2)
+    C_err = np.hypot(fl.block_mean_error(B)[1], fl.jackknife(fluct, stress)[1])  # the terms as if independent
+    try:  # one jackknife of both terms over the same blocks of time: they come from the same configurations, and
+        # their errors can add or cancel. Ten blocks leave the cancellation itself uncertain (SW Si at 1477 K: a
+        # coupling that vanishes by symmetry came out at 5 joint errors): the larger of the two is kept
+        C_err = np.maximum(C_err, fl.jackknife_in_time(lambda b, x: b.mean(axis=0) + fluct(x),
+                                                       [(born_steps, B), (samples[t0:, 0], stress)])[1])
+    except ValueError:  # too few Born samples for a block each
+        pass
+    # the fluctuation term is the mean of the stress products ds_i ds_j, which can decorrelate far slower than the
+    # stresses (whose inefficiency sized the blocks): var(F_ij) = (V/kT)^2 var(p_ij) g_ij / N with g_ij that of
+    # p_ij itself, added to the Born term's error; the larger error is kept (as for the strain fluctuations)
+    C_err = np.maximum(C_err, np.hypot(fl.block_mean_error(B)[1], product_mean_error(stress) * volume / kT))
     parts = {"born_term": born_mean, "fluctuation_and_kinetic_terms": F}
     n = len(stress)
     convergence = []
     for frac in (0.25, 0.5, 0.75, 1.0):
         k, kb = max(int(frac * n), 2), max(int(frac * len(B)), 1)
         convergence.append({"fraction": frac, "n_samples": k, "estimate": B[:kb].mean(axis=0) + fluct(stress[:k])})
-    return C, C_err, {"nvt": {**eq, "samples": n, "born_samples": len(B), "volume": volume},
+    # the errors hold while a block (a tenth of the run) is much longer than the correlation time: say how much
+    blocks = {"count": 10, "samples_per_block": n // 10,
+              "per_statistical_inefficiency": n / 10 / eq["statistical_inefficiency"]}
+    return C, C_err, {"nvt": {**eq, "samples": n, "born_samples": len(B), "volume": volume, "blocks": blocks},
                       "terms": parts, "convergence": convergence, "production_steps": s.run_steps}
 
 
@@ -246,24 +308,28 @@ def _deformation(stages: Stages, s, nvt: dict, units, groups: Groups, kT: float,
         R = engine.deform(reference, tensors.voigt_strain_tensor(j, sign * s.md_strain))
         name = f"nvt_e{j + 1}{'+' if sign > 0 else '-'}"
         stages.run(name, steps=s.run_steps, ensemble="nvt", sample_path=stages.path(name), **nvt)
-        stress = stresses_from_samples(stages.samples(name), units)
+        samples = stages.samples(name)
+        stress = stresses_from_samples(samples, units)
         t0, _ = equilibrated(stress[:, j])
         rotated = np.array([tensors.stress_to_voigt(R.T @ tensors.voigt_to_stress(x) @ R) for x in stress[t0:]])
-        mean, err = fl.block_mean_error(rotated)
-        done.append((j, sign, mean, err))
+        done.append((j, sign, samples[t0:, 0], rotated))
     everything = groups.gather(done)
     if everything is None:
         return None, None, None
-    plus, minus = np.zeros((6, 6)), np.zeros((6, 6))
-    ep, em = np.zeros((6, 6)), np.zeros((6, 6))
-    for j, sign, mean, err in everything:
-        (plus if sign > 0 else minus)[:, j] = mean
-        (ep if sign > 0 else em)[:, j] = err
+    series = {(j, sign): (steps, rotated) for j, sign, steps, rotated in everything}
+    C, C_err = np.zeros((6, 6)), np.zeros((6, 6))
+    for j in range(6):
+        # +d and -d start from one state with one thermostat seed, so their noise is correlated (it partly
+        # cancels in the difference): the error is that of the difference, step by step, not of two means
+        (steps_p, plus), (steps_m, minus) = series[(j, 1)], series[(j, -1)]
+        _, ip, im = np.intersect1d(steps_p, steps_m, return_indices=True)
+        mean, err = fl.block_mean_error(plus[ip] - minus[im])
+        C[:, j], C_err[:, j] = mean / (2 * s.md_strain), err / (2 * s.md_strain)
     # the sampled stress is the virial part; the kinetic part -NkT/V I changes with volume too, which adds
     # NkT/V to every normal-normal constant (seen: SW Si 1477 K, 1.0 GPa on C11 and C12 without it)
     volume = abs(np.linalg.det(reference.cell))
-    C = (plus - minus) / (2 * s.md_strain)
     C[:3, :3] += natoms * kT / volume
-    C_err = np.sqrt(ep**2 + em**2) / (2 * s.md_strain)
-    C_err = np.sqrt(C_err**2 + ((C - C.T) / 2) ** 2)
+    # C_ij and C_ji come from different runs: their difference counts where their errors cannot explain it
+    asymmetry2, noise2 = ((C - C.T) / 2) ** 2, (C_err**2 + C_err.T**2) / 4
+    C_err = np.sqrt(C_err**2 + np.where(asymmetry2 > 4 * noise2, asymmetry2 - noise2, 0.0))
     return C, C_err, {"strain": s.md_strain, "production_steps_per_strain": s.run_steps}
