@@ -19,7 +19,8 @@ FLOAT = r"([-+]?\d+\.\d+)"
 # first trial is the middle of the range, and a run 100 K or more from T_m always grows or melts outright; the
 # ramps go up to 1800 K so that the heating ramp melts (superheating) within 8 ps
 SMALL = ("melt", "--example", "cu-eam", "--quiet", "--cell-length", "10", "--run-steps", "3000",
-         "--ramp-steps", "6000", "--nph-steps", "0", "--tmin", "1000", "--tmax", "2000", "--max-trials", "4")
+         "--ramp-steps", "6000", "--nph-steps", "0", "--tmin", "1000", "--tmax", "2000", "--max-trials", "4",
+         "--target-error", "500")  # a demonstration: T_m is refused when its error exceeds the target
 
 
 @pytest.fixture(scope="module")

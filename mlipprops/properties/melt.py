@@ -370,7 +370,11 @@ class MeltEngine:
         solid = e.save_state(velocities=True)
         # above the temperature where the bulk crystal melted on heating: below it, a crystal (a molecular one
         # above all) may keep its order for longer than the melting stage lasts
-        hot = max(1.5 * temperature, 1.2 * (self.superheated or 0.0))
+        # Without ramps (pinning at given temperatures) rigid molecules start at 3 T: urea's half, expanded 1.4x,
+        # stayed ordered for 3000 steps at 630, 819 and 1065 K (solid-like 0.75; from 420 K); rigid, they cannot
+        # break however hot
+        hot = max((3.0 if self.labels is not None and self.superheated is None else 1.5) * temperature,
+                  1.2 * (self.superheated or 0.0))
         volume = abs(np.linalg.det(e.cell()))
         # the upper half expands no further than to the density at which the heating ramp melted the crystal
         expansion = max(self.superheated_volume / volume, 1.0) if self.superheated_volume else None
@@ -778,14 +782,18 @@ class MeltResult:
 
     def plot(self):
         """delta_mu (pinning) or the growth rate (coexistence) against temperature, with T_m and its error
-        (matplotlib Figure)."""
+        (matplotlib Figure; in Jupyter shown at the end of the cell)."""
+        from mlipprops.plots import shown
+        return shown(self._figure())
+
+    def _figure(self):
         from mlipprops.plots import melt_pinning, melt_rates
         return melt_pinning(self.record) if self.method == "pinning" else melt_rates(self.record)
 
     def plot_trials(self):
         """Solid fraction and temperature of every trial against time (matplotlib Figure)."""
-        from mlipprops.plots import melt_trials
-        return melt_trials(self.record, self.series)
+        from mlipprops.plots import melt_trials, shown
+        return shown(melt_trials(self.record, self.series))
 
     def save(self, out_dir: str) -> None:
         """melt.json, melt_trials.png, melt_pinning.png or melt_rates.png and the trials' time series."""
@@ -799,9 +807,10 @@ class MeltResult:
             if not os.path.isfile(path):  # a run's own files are already there
                 columns = PINNING_COLUMNS if self.method == "pinning" else COLUMNS
                 np.savetxt(path, data, fmt="%.10g", header=" ".join(columns))
-        self.plot_trials().savefig(os.path.join(out_dir, "melt_trials.png"), dpi=110)
+        from mlipprops.plots import melt_trials
+        melt_trials(self.record, self.series).savefig(os.path.join(out_dir, "melt_trials.png"), dpi=110)
         name = "melt_pinning.png" if self.method == "pinning" else "melt_rates.png"
-        self.plot().savefig(os.path.join(out_dir, name), dpi=110)
+        self._figure().savefig(os.path.join(out_dir, name), dpi=110)
 
     @classmethod
     def from_files(cls, record: dict, folder: str) -> "MeltResult":
