@@ -27,11 +27,12 @@ Error parts per component (C_err is their root sum of squares; `asymmetry` |A| i
              E_ijjj ~ max(|D_ijj|, |C_ij| / e0) / e0 and the error is 2/3 a max(|A_ij|, |C_ij| a), a = max_kj |A_kj|
              / sqrt(C_kk C_jj) (larger of ij and ji). A shear of an orthorhombic or higher crystal has A_jj = 0 by
              symmetry, yet its fourth-order term is not zero: the scale gives it an error; a component that vanishes
-             by symmetry gets none. Measured against C(d) - C(d/5) at d = 0.5 % (estimate / true): SW Si C11 3.6,
+             by symmetry gets one only where strain j raises stress i at second order (A_ij). Measured against C(d) - C(d/5) at d = 0.5 % (estimate / true): SW Si C11 3.6,
              C12 0.47, C44 1.4; LJ fcc 1.3, 0.9, 1.0; urea's model C33 1.0, C13 3.6, C44 5.9, C66 4.5, but C11 and
              C12 0.14 and 0.19: urea's relaxed structure is a saddle, and along its soft mode C11 and C12 change by
              0.4 GPa between d = 0.1 % and 0.5 % (not an O(d^2) truncation: C is no linear response there, which the
-             stability verdict says). A tabulated potential breaks the assumption (its error is O(d)): give two
+             stability verdict says). The float32 CuAu test model breaks it: C11 0.12x (0.018 estimated, 0.14
+             true; its fourth-order term is 12 times what one scale gives). A tabulated potential breaks the assumption (its error is O(d)): give two
              amplitudes there (the default for LAMMPS pair styles). Where C_jj <= 0 (an unstable strain) the bound
              |A| itself is taken.
 
