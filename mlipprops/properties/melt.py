@@ -496,7 +496,7 @@ def _search(engine, system, s: MeltSettings, order: dict, groups: Groups, out_di
         relax_in_place(engine, relax_settings)
     reference = engine.save_state()
     runner = MeltEngine(engine, system, s, order, out_dir, f"g{groups.index}_" if groups.count > 1 else "")
-    record = {"order_parameter": order}
+    record = {"method": s.method, "order_parameter": order}
     lower, upper = s.tmin, s.tmax
     if s.guess is not None:
         lower = lower if lower is not None else 0.85 * s.guess
