@@ -96,3 +96,12 @@ def test_a_half_that_does_not_melt_is_retried_hotter_then_refused(tmp_path):
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert "did not melt" in lines[0] and "--prepare-steps" in lines[0]
+    # following that advice reuses the heating and cooling ramps: they do not depend on --prepare-steps
+    ramps = list((tmp_path / "m" / "checkpoints" / "melt_ramps").glob("ramps_*.json"))
+    assert len(ramps) == 1
+    stamp = ramps[0].stat().st_mtime_ns
+    run_cli("melt", "--example", "cu-eam", "--quiet", "--cell-length", "8", "--ramp-steps", "2000",
+            "--prepare-steps", "2", "--nph-steps", "0", "--tmin", "1200", "--tmax", "1400", "--out",
+            tmp_path / "m", check=False)
+    assert ramps[0].stat().st_mtime_ns == stamp  # read, not recomputed (its samples file is not rewritten either)
+    assert (tmp_path / "m" / "heating_ramp.txt").stat().st_mtime_ns <= stamp
