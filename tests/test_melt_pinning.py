@@ -36,11 +36,14 @@ def test_delta_mu_has_the_sign_and_size_of_the_latent_heat_on_both_sides_of_t_m(
     assert r["method"] == "pinning" and r["pinning"]["particle"] == "atom"
 
 
+@pytest.mark.mpi
 def test_a_range_where_delta_mu_keeps_its_sign_is_refused_and_kept(tmp_path):
     """Well below T_m the solid is stable at every temperature: no crossing, exit 1 in one line that says which
-    way to look, the temperatures kept in melt_no_bracket.json, no melt.json."""
+    way to look, the temperatures kept in melt_no_bracket.json, no melt.json. On one LAMMPS over 2 ranks (space
+    decomposed), where each run's check that fix rhok's |rho_k| equals the Q gathered in Python must hold too."""
     out = tmp_path / "m"
-    proc = run_cli(*REDUCED, "--tmin", "900", "--tmax", "1000", "--max-trials", "3", "--out", out, check=False)
+    proc = run_cli(*REDUCED, "--tmin", "900", "--tmax", "1000", "--max-trials", "3", "--groups", "1", "--out", out,
+                   np_=2, check=False)
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "no T_m supported by 3 pinning temperatures" in lines[0] and "melt_no_bracket.json" in lines[0]

@@ -317,6 +317,9 @@ class MeltEngine:
         if e.comm.Get_rank() == 0:
             np.savetxt(os.path.join(self.out_dir, f"{self.tag}{name}.txt"), samples, fmt="%.10g",
                        header=" ".join(PINNING_COLUMNS))
+            segment_file = os.path.join(self.out_dir, f"{self.tag}{name}_segment.txt")
+            if os.path.isfile(segment_file):  # the last segment's samples, now in the file above
+                os.remove(segment_file)
         d = pinning.chemical_potential_difference(samples[:, PINNING_COLUMNS.index("q")], values["anchor"], kappa,
                                                   q_solid, q_solid_err, n)
         fraction = float(samples[int(0.2 * len(samples)):, COLUMNS.index("nsolid")].mean() / n)
